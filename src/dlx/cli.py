@@ -1,0 +1,58 @@
+"""`dlx <command> [hydra overrides]`: argv[1] picks the command, the rest goes to Hydra.
+
+This module imports nothing heavy: `dlx --help` answers in a fraction of a second, and each
+command imports what it needs only once it is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from dlx import __version__
+
+# name -> (module with a `main(argv)` function, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("dlx.train", "train a model: dlx train model=cnn dataset=mnist trainer.max_epochs=3"),
+    "info": ("dlx.info", "print a model summary (layers, shapes, parameters) without training"),
+}
+
+USAGE = """usage: dlx <command> [overrides...] [--help]
+
+Config-driven deep-learning experiments (dlx {version}).
+
+commands:
+{commands}
+
+Overrides are Hydra's: key=value, group=option, -m/--multirun for sweeps.
+`dlx <command> --help` shows the config groups and their options.
+"""
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = "\n".join(f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items())
+    return USAGE.format(version=__version__, commands=lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(usage())
+        return
+    if argv[0] in ("-V", "--version"):
+        sys.stdout.write(f"dlx {__version__}\n")
+        return
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(
+            f"error: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}\n"
+            "       (dlx --help lists them)\n"
+        )
+        raise SystemExit(2)
+    module = importlib.import_module(COMMANDS[name][0])
+    module.main(rest)
+
+
+if __name__ == "__main__":
+    main()

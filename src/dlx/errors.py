@@ -1,0 +1,53 @@
+"""User-facing errors: one clear line, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class DlxError(Exception):
+    """A problem the user can fix: bad option, missing data, unusable file.
+
+    The message is printed as one line; it says what is wrong and how to fix it.
+    """
+
+    exit_code = 2
+
+
+class ConfigError(DlxError):
+    """A configuration value that composes but cannot be used."""
+
+
+class DataError(DlxError):
+    """Data files that are missing, corrupt, or cannot be fetched."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print `error: message` on stderr and exit; used at the CLI boundary only."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def reports_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Turn a DlxError raised by a command into one line on stderr and exit code 2.
+
+    SystemExit passes through Hydra's own error handler, which would otherwise print a
+    stack trace for any exception raised inside a task function.
+    """
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DlxError as err:
+            fail(str(err), err.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper

@@ -1,0 +1,29 @@
+"""`dlx info [overrides]`: the composed model's summary, without data files or training."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from dlx.compose import compose
+from dlx.errors import reports_errors
+
+
+def example_input(spec, batch: int = 1):
+    import torch
+
+    if spec.vocab_size is not None:  # token ids
+        return torch.ones((batch, *spec.input_shape), dtype=torch.long)
+    return torch.zeros((batch, *spec.input_shape))
+
+
+@reports_errors
+def main(argv: list[str]) -> None:
+    cfg: DictConfig = compose("train", argv)
+    from dlx.summary import render, summarize
+    from dlx.targets import instantiate
+
+    dataset = instantiate(cfg.dataset, "dataset")
+    spec = dataset.spec  # no file is read for this
+    model = instantiate(cfg.model, "model", spec=spec)
+    rows = summarize(model, example_input(spec))
+    render(model, rows, f"{type(model).__name__} on {dataset.name} {tuple(spec.input_shape)}")

@@ -1,0 +1,50 @@
+"""Atomic file writes: a temp file in the same folder, fsync, then rename.
+
+A run killed at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save `obj` to `path` atomically."""
+    import torch
+
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json(obj: Any, path: Path) -> None:
+    atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
