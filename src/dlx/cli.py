@@ -14,6 +14,10 @@ from dlx import __version__
 # name -> (module with a `main(argv)` function, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dlx.train", "train a model: dlx train model=cnn dataset=mnist trainer.max_epochs=3"),
+    "eval": (
+        "dlx.evaluate",
+        "evaluate a checkpoint: dlx eval ckpt=outputs/.../checkpoints/best.pt",
+    ),
     "info": ("dlx.info", "print a model summary (layers, shapes, parameters) without training"),
 }
 

@@ -7,6 +7,7 @@ Torch-free: this module is imported before the command decides it needs torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,39 @@ class TrainerConfig:
     limit_train_batches: int | None = None
     limit_eval_batches: int | None = None
     checkpoint: bool = True
+    # Also write last.pt every N optimizer steps (mid-epoch; for long epochs and preemption).
+    checkpoint_every_n_steps: int | None = None
+    # What best.pt (and, by default, early stopping) watch: e.g. val/acc, val/loss.
+    # null = val/<task metric> when there is a validation split, else train/<task metric>.
+    monitor: str | None = None
+    monitor_mode: str | None = None  # min | max; null = min for losses, max otherwise
+    # Resume: auto = <run dir>/checkpoints/last.pt if present; or a path to a checkpoint.
+    resume: str | None = None
+    gradient_clip_val: float | None = None  # clip the gradients' global L2 norm
+    accumulate_grad_batches: int = 1
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = False
+    monitor: str | None = None  # null = trainer.monitor
+    mode: str | None = None
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+
+@dataclass
+class CallbacksConfig:
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+@dataclass
+class SchedulerConfig:
+    interval: str = "epoch"  # epoch | step: when the scheduler steps
+    monitor: str | None = None  # ReduceLROnPlateau: the metric it watches (null = trainer's)
+    # a torch.optim.lr_scheduler class and its arguments; null = constant learning rate
+    lr_scheduler: Any = None
 
 
 @dataclass
@@ -110,13 +144,17 @@ class RunConfig:
     model: Any = None
     task: Any = None
     optimizer: Any = None
+    scheduler: Any = None
     trainer: Any = None
+    callbacks: Any = None
     paths: Any = None
 
 
 SCHEMAS: dict[str, Any] = {
     "run": RunConfig,
     "trainer": TrainerConfig,
+    "callbacks": CallbacksConfig,
+    "scheduler": SchedulerConfig,
     "optimizer/sgd": SGDConfig,
     "optimizer/adam": AdamConfig,
     "optimizer/adadelta": AdadeltaConfig,
@@ -125,6 +163,66 @@ SCHEMAS: dict[str, Any] = {
     "optimizer/adamax": AdamaxConfig,
     "optimizer/nadam": NAdamConfig,
 }
+
+_POSITIVE_TRAINER_INTS = (
+    "max_epochs",
+    "batch_size",
+    "eval_batch_size",
+    "log_every_n_steps",
+    "limit_train_batches",
+    "limit_eval_batches",
+    "checkpoint_every_n_steps",
+    "accumulate_grad_batches",
+)
+
+
+def check_trainer(options: Mapping[str, Any]) -> None:
+    """Value checks the schema's types cannot express; torch-free, so `dlx train` can run
+    them before importing torch (a bad option fails in a second, not after start-up)."""
+    from dlx.errors import ConfigError
+
+    for name in _POSITIVE_TRAINER_INTS:
+        value = options.get(name)
+        if value is not None and value < 1:
+            raise ConfigError(f"trainer.{name}={value} must be a positive integer")
+    clip = options.get("gradient_clip_val")
+    if clip is not None and clip <= 0:
+        raise ConfigError(f"trainer.gradient_clip_val={clip} must be > 0")
+    if "precision" in options and str(options["precision"]) not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={str(options['precision'])!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    accelerator = options.get("accelerator", "auto")
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r} is not one of {', '.join(ACCELERATORS)}"
+        )
+    if options.get("monitor_mode") not in (None, "min", "max"):
+        raise ConfigError(f"trainer.monitor_mode={options['monitor_mode']!r} must be min or max")
+
+
+def check_split_options(val_split: float, limit: int | None) -> None:
+    from dlx.errors import ConfigError
+
+    if not 0.0 <= val_split < 1.0:
+        raise ConfigError(f"dataset.val_split={val_split} must be in [0, 1)")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"dataset.limit={limit} must be a positive number of samples")
+
+
+def check_run(cfg: Any) -> None:
+    """All torch-free checks of a composed `train` config."""
+    from dlx.errors import ConfigError
+
+    check_trainer(cfg.trainer)
+    ds = cfg.dataset
+    check_split_options(float(ds.get("val_split", 0.0) or 0.0), ds.get("limit"))
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and not lr > 0:
+        raise ConfigError(f"optimizer.lr={lr} must be > 0")
+    if cfg.scheduler.interval not in ("epoch", "step"):
+        raise ConfigError(f"scheduler.interval={cfg.scheduler.interval!r} must be epoch or step")
+
 
 _registered = False
 

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _atomic(
+    path: Path,
+    write: Callable[[IO[bytes]], None],
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,6 +27,8 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,11 +41,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path, before_rename: Callable[[], None] | None = None) -> None:
     """torch.save `obj` to `path` atomically."""
     import torch
 
-    _atomic(path, lambda f: torch.save(obj, f))
+    _atomic(path, lambda f: torch.save(obj, f), before_rename)
 
 
 def atomic_write_text(text: str, path: Path) -> None:

@@ -66,8 +66,12 @@ def _require_estimator(where: str, target: str) -> None:
         raise ConfigError(f"{where}._target_={target} is not a scikit-learn estimator class")
 
 
-def instantiate(cfg: Any, path: str = "", **kwargs: Any) -> Any:
-    """Hydra's instantiate behind the allow-list, with errors turned into one line."""
+def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: Any) -> Any:
+    """Hydra's instantiate behind the allow-list, with errors turned into one line.
+
+    partial=True returns the constructor with the config's arguments bound (for objects
+    that need runtime arguments later, like a scheduler needing its optimizer).
+    """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
@@ -80,7 +84,7 @@ def instantiate(cfg: Any, path: str = "", **kwargs: Any) -> Any:
         # Runtime objects (a Spec, model parameters) are passed to the built partial, not
         # through Hydra, which would copy them into the config and convert them.
         factory = hydra_instantiate(cfg, _convert_="all", _partial_=True)
-        return factory(**kwargs)
+        return factory if partial else factory(**kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, DlxError):
@@ -90,7 +94,7 @@ def instantiate(cfg: Any, path: str = "", **kwargs: Any) -> Any:
         raise ConfigError(
             f"{what}cannot build {cfg.get('_target_')}: {_one_line(detail)}"
         ) from None
-    except TypeError as err:  # wrong or unknown constructor arguments
+    except (TypeError, ValueError) as err:  # wrong or unknown constructor arguments
         what = f"{path}: " if path else ""
         raise ConfigError(f"{what}cannot build {cfg.get('_target_')}: {err}") from None
 

@@ -2,8 +2,10 @@
 
 Plain code in the style of pytorch/examples and nanoGPT: data are tensors on the device,
 each epoch draws a `randperm` and slices it into batches; metrics are summed on the device
-and read once per epoch, so the loop adds no host sync per step. Everything a run writes
-(metrics.csv, checkpoints) happens between epochs, outside the timed part.
+and read once per epoch, so the loop adds no host sync per step (the NaN guard reads the
+losses every `log_every_n_steps`). Everything needed to continue a run exactly — weights,
+optimizer, scheduler, scaler, the position in the epoch, the running sums, every RNG and the
+data order — goes into `checkpoints/last.pt`, so a killed run resumes bit for bit.
 """
 
 from __future__ import annotations
@@ -21,29 +23,59 @@ import torch
 from torch import nn
 
 from dlx import __version__
+from dlx.config import check_trainer
 from dlx.data.base import Data, Split
+from dlx.engine import faults
+from dlx.engine.callbacks import EarlyStopping, Monitor, mode_for
+from dlx.engine.checkpoint import load_checkpoint, load_model_state, rng_state, set_rng_state
 from dlx.engine.progress import make_bar
 from dlx.engine.runtime import autocast_for, resolve_device
+from dlx.engine.schedule import Schedule
+from dlx.engine.signals import StopRequest
 from dlx.engine.tasks import Task
-from dlx.errors import ConfigError
+from dlx.errors import ConfigError, DlxError
 from dlx.io import atomic_save, atomic_write_text
 
 log = logging.getLogger("dlx")
 
 
+class Preempted(DlxError):
+    """Stopped by SIGTERM/SIGINT after saving a checkpoint; exits with 128 + signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class Diverged(DlxError):
+    """The loss became NaN or infinite."""
+
+    exit_code = 1
+
+
 @dataclass
-class History:
+class LoopState:
+    """Where the loop is; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # optimizer steps so far
+    seen: int = 0  # samples seen in the current epoch
+    sums: torch.Tensor | None = None  # running loss/metric sums of the current epoch
+    order_epoch_start: torch.Tensor | None = None  # data-order RNG before this epoch's draw
+    stopped_early: bool = False
     rows: list[dict[str, float]] = field(default_factory=list)
 
-    def csv(self) -> str:
-        keys: list[str] = []
-        for row in self.rows:
-            keys += [k for k in row if k not in keys]
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return out.getvalue()
+
+def history_csv(rows: list[dict[str, float]]) -> str:
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -68,19 +100,18 @@ class Trainer:
         limit_train_batches: int | None = None,
         limit_eval_batches: int | None = None,
         checkpoint: bool = True,
+        checkpoint_every_n_steps: int | None = None,
+        monitor: str | None = None,
+        monitor_mode: str | None = None,
+        resume: str | None = None,
+        gradient_clip_val: float | None = None,
+        accumulate_grad_batches: int = 1,
+        early_stopping: dict[str, Any] | None = None,
         run_dir: str | Path | None = None,
         seed: int = 0,
+        resume_hint: str = "",
     ) -> None:
-        for name, value in (
-            ("max_epochs", max_epochs),
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-            ("log_every_n_steps", log_every_n_steps),
-            ("limit_train_batches", limit_train_batches),
-            ("limit_eval_batches", limit_eval_batches),
-        ):
-            if value is not None and value < 1:
-                raise ConfigError(f"trainer.{name}={value} must be a positive integer")
+        check_trainer(locals())
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -94,9 +125,42 @@ class Trainer:
         self.limit_train_batches = limit_train_batches
         self.limit_eval_batches = limit_eval_batches
         self.checkpoint = checkpoint
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self.monitor = monitor
+        self.monitor_mode = monitor_mode
+        self.resume = resume
+        self.gradient_clip_val = gradient_clip_val
+        self.accumulate = accumulate_grad_batches
+        self.early_stopping = dict(early_stopping or {})
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
-        self.history = History()
+        self.resume_hint = resume_hint
+        self.state = LoopState()
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.state.rows
+
+    def checkpoint_path(self, name: str = "last.pt") -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints" / name
+
+    def resume_path(self) -> Path | None:
+        """The checkpoint to resume from, or None to start fresh."""
+        if not self.resume:
+            return None
+        if self.resume == "auto":
+            path = self.checkpoint_path()
+            if path is None or not path.is_file():
+                log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
+                return None
+            return path
+        path = Path(self.resume).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"trainer.resume={self.resume}: no such checkpoint; give the path of a "
+                "last.pt or best.pt, or use trainer.resume=auto"
+            )
+        return path
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -107,6 +171,7 @@ class Trainer:
         task: Task,
         data: Data,
         config: dict[str, Any] | None = None,
+        schedule: Schedule | None = None,
     ) -> dict[str, Any]:
         """Train for max_epochs, validating each epoch; test at the end. Returns metrics."""
         device = self.device
@@ -115,74 +180,198 @@ class Trainer:
         net = torch.compile(model) if self.compile else model
         scaler = torch.amp.GradScaler(device.type) if self.precision == "16-mixed" else None
         # The data order has its own generator (on the CPU, so it is the same on any
-        # device): a checkpoint can store it, and model init does not shift it.
+        # device): a checkpoint stores it, and model init does not shift it.
         order = torch.Generator().manual_seed(self.seed)
-        train, scale, bs = data.train, data.scale, self.batch_size
+        train, scale, bs, acc = data.train, data.scale, self.batch_size, self.accumulate
         n = len(train)
         steps = math.ceil(n / bs)
         if self.limit_train_batches:
             steps = min(steps, self.limit_train_batches)
+        schedule = schedule or Schedule()
+        scheduler = schedule.build(optimizer, math.ceil(steps / acc) * self.max_epochs)
         names = ("loss", *task.metric_names)
+        keys = [f"train/{k}" for k in names]
+        if data.val is not None:
+            keys += [f"val/{k}" for k in names]
+        default_monitor = f"{'val' if data.val is not None else 'train'}/{task.monitor}"
+        best = self._monitor(
+            self.monitor or default_monitor, self.monitor_mode, 0.0, keys, "trainer.monitor"
+        )
+        stopper = self._early_stopping(best.key, keys)
+        plateau_key = None
+        if schedule.needs_metric:
+            plateau_key = self._monitor(
+                schedule.monitor or best.key, None, 0.0, keys, "scheduler.monitor"
+            ).key
+        es_best: dict[str, torch.Tensor] | None = None
+        state = self.state = LoopState()
+        parts = {
+            "model": model,
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "scaler": scaler,
+            "order": order,
+            "best": best,
+            "stopper": stopper,
+        }
+
+        resume = self.resume_path()
+        if resume is not None:
+            es_best = self._restore(resume, parts)
+            log.info(
+                "resumed from %s at epoch %d, batch %d (step %d)",
+                resume,
+                state.epoch + 1,
+                state.batch,
+                state.step,
+            )
+
         bar = make_bar(self.progress, self.log_every_n_steps)
-        epoch_times: list[float] = []
-        samples_total = 0
-        final: dict[str, Any] = {}
-        try:
-            for epoch in range(1, self.max_epochs + 1):
-                model.train()
-                bar.start_epoch(epoch, self.max_epochs, steps)
-                sums = torch.zeros(len(names), device=device)
-                seen = 0
-                t0 = time.perf_counter()
-                perm = torch.randperm(n, generator=order).to(device, non_blocking=True)
-                for step in range(steps):
-                    idx = perm[step * bs : (step + 1) * bs]
-                    x = to_input(train.x.index_select(0, idx), scale)
-                    x, target = task.prepare(x, train.y.index_select(0, idx))
-                    with self.autocast:
-                        out = net(x)
-                        loss = task.loss(out, target)
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is None:
-                        loss.backward()
-                        optimizer.step()
-                    else:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    b = idx.shape[0]
-                    with torch.no_grad():
-                        sums[0] += loss.detach() * b
-                        sums[1:] += task.metric_sums(out.detach(), target)
-                    seen += b
-                    bar.advance(step, loss.item, b)
-                epoch_stats = (sums / seen).tolist()  # the one host sync of the epoch
-                elapsed = time.perf_counter() - t0
-                bar.end_epoch()
-                epoch_times.append(elapsed)
-                samples_total += seen
-                row: dict[str, float] = {"epoch": epoch}
-                row.update({f"train/{k}": v for k, v in zip(names, epoch_stats, strict=True)})
-                if data.val is not None:
-                    row.update(self.evaluate(net, task, data.val, scale, prefix="val"))
-                row["epoch_time_s"] = elapsed
-                row["samples_per_s"] = seen / elapsed
-                row["lr"] = optimizer.param_groups[0]["lr"]
-                self.history.rows.append(row)
-                log.info(format_row(row, self.max_epochs))
-                self._write_epoch(model, optimizer, epoch, (epoch) * steps, config)
-                final = row
-        finally:
-            bar.close()
+        with StopRequest() as stop:
+            try:
+                faults.reach("start")
+                while state.epoch < self.max_epochs and not state.stopped_early:
+                    epoch = state.epoch + 1
+                    if state.batch == 0:
+                        state.order_epoch_start = order.get_state()
+                        state.sums = torch.zeros(len(names), device=device)
+                        state.seen = 0
+                    else:  # resuming mid-epoch: draw this epoch's permutation again
+                        order.set_state(state.order_epoch_start)
+                    perm = torch.randperm(n, generator=order).to(device, non_blocking=True)
+                    step_losses = torch.zeros(steps, device=device)  # for the NaN guard
+                    checked = state.batch
+                    sums = state.sums
+                    model.train()
+                    bar.start_epoch(epoch, self.max_epochs, steps)
+                    t0 = time.perf_counter()
+                    for b in range(state.batch, steps):
+                        idx = perm[b * bs : (b + 1) * bs]
+                        x = to_input(train.x.index_select(0, idx), scale)
+                        x, target = task.prepare(x, train.y.index_select(0, idx))
+                        with self.autocast:
+                            out = net(x)
+                            loss = task.loss(out, target)
+                        backward = loss / acc if acc > 1 else loss
+                        if scaler is None:
+                            backward.backward()
+                        else:
+                            scaler.scale(backward).backward()
+                        nb = idx.shape[0]
+                        with torch.no_grad():
+                            step_losses[b] = loss.detach()
+                            sums[0] += loss.detach() * nb
+                            sums[1:] += task.metric_sums(out.detach(), target)
+                        state.seen += nb
+                        boundary = (b + 1) % acc == 0 or b + 1 == steps
+                        if boundary:
+                            self._optimizer_step(model, optimizer, scaler)
+                            state.step += 1
+                            if scheduler is not None and schedule.interval == "step":
+                                scheduler.step()
+                        state.batch = b + 1
+                        bar.advance(b, loss.item, nb)
+                        if faults.ENABLED:
+                            faults.reach("step")
+                        if not boundary:
+                            continue
+                        if b + 1 - checked >= self.log_every_n_steps:
+                            self._check_finite(step_losses, checked, b + 1, epoch, steps)
+                            checked = b + 1
+                        every = self.checkpoint_every_n_steps
+                        if stop.requested or (every and state.step % every == 0):
+                            self._check_finite(step_losses, checked, b + 1, epoch, steps)
+                            checked = b + 1
+                            self._save("last.pt", parts, config, es_best)
+                        if stop.requested:
+                            self._preempted(stop)
+                    self._check_finite(step_losses, checked, steps, epoch, steps)
+                    stats = (sums / max(state.seen, 1)).tolist()  # the epoch's one host sync
+                    elapsed = time.perf_counter() - t0
+                    bar.end_epoch()
+                    row: dict[str, float] = {"epoch": epoch}
+                    row.update({f"train/{k}": v for k, v in zip(names, stats, strict=True)})
+                    if data.val is not None:
+                        row.update(self.evaluate(net, task, data.val, scale, prefix="val"))
+                    row["epoch_time_s"] = elapsed
+                    row["samples_per_s"] = state.seen / elapsed
+                    row["lr"] = optimizer.param_groups[0]["lr"]
+                    state.rows.append(row)
+                    state.epoch, state.batch = epoch, 0
+                    log.info(format_row(row, self.max_epochs))
+                    if scheduler is not None and schedule.interval == "epoch":
+                        if plateau_key is not None:
+                            scheduler.step(row[plateau_key])
+                        else:
+                            scheduler.step()
+                    improved = best.update(row, epoch)
+                    if stopper is not None:
+                        state.stopped_early = stopper.should_stop(row, epoch)
+                        if stopper.wait == 0 and stopper.restore_best_weights:
+                            es_best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    self._write_csv()
+                    self._save("last.pt", parts, config, es_best)
+                    if improved:
+                        self._save("best.pt", parts, config, es_best)
+                    faults.reach("epoch_end")
+                    if state.stopped_early:
+                        log.info(
+                            "early stopping: %s has not improved for %d epochs (best %.4f "
+                            "at epoch %d)",
+                            stopper.monitor.key,
+                            stopper.patience,
+                            stopper.monitor.best,
+                            stopper.monitor.best_epoch,
+                        )
+                    if stop.requested:
+                        self._preempted(stop)
+            finally:
+                bar.close()
+
+        if stopper is not None and stopper.restore_best_weights and es_best is not None:
+            model.load_state_dict(es_best)
+        return self._final_metrics(model, net, task, data, best, stopper)
+
+    def _final_metrics(
+        self,
+        model: nn.Module,
+        net: nn.Module,
+        task: Task,
+        data: Data,
+        best: Monitor,
+        stopper: EarlyStopping | None,
+    ) -> dict[str, Any]:
+        rows = self.state.rows
         total, trainable = count_params(model)
         metrics: dict[str, Any] = {"num_params": total, "num_trainable_params": trainable}
-        metrics.update({k: v for k, v in final.items() if "/" in k})
+        if rows:
+            metrics.update({k: v for k, v in rows[-1].items() if "/" in k})
         if data.test is not None:
-            metrics.update(self.evaluate(net, task, data.test, scale, prefix="test"))
-        metrics["epochs"] = len(epoch_times)
-        metrics["epoch_time_s"] = epoch_times
-        metrics["train_samples_per_s"] = samples_total / max(sum(epoch_times), 1e-12)
+            metrics.update(self.evaluate(net, task, data.test, data.scale, prefix="test"))
+        metrics["epochs"] = len(rows)
+        metrics["epoch_time_s"] = [r["epoch_time_s"] for r in rows]
+        samples = sum(r["samples_per_s"] * r["epoch_time_s"] for r in rows)
+        metrics["train_samples_per_s"] = samples / max(sum(metrics["epoch_time_s"]), 1e-12)
+        metrics["monitor"] = best.key
+        metrics["best_epoch"] = best.best_epoch
+        if stopper is not None and stopper.stopped_epoch:
+            metrics["stopped_epoch"] = stopper.stopped_epoch
         return metrics
+
+    def _optimizer_step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any
+    ) -> None:
+        if scaler is not None:
+            if self.gradient_clip_val:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            if self.gradient_clip_val:
+                nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
     @torch.inference_mode()
     def evaluate(
@@ -198,6 +387,8 @@ class Trainer:
         if self.limit_eval_batches:
             batches = min(batches, self.limit_eval_batches)
         for i in range(batches):
+            if faults.ENABLED:
+                faults.reach("eval")
             x = to_input(split.x[i * ebs : (i + 1) * ebs], scale)
             x, target = task.prepare(x, split.y[i * ebs : (i + 1) * ebs])
             with self.autocast:
@@ -211,29 +402,131 @@ class Trainer:
         values = (sums / max(seen, 1)).tolist()
         return {f"{prefix}/{k}": v for k, v in zip(names, values, strict=True)}
 
-    # -- files --------------------------------------------------------------------------------
+    # -- guards ---------------------------------------------------------------------------------
 
-    def _write_epoch(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        epoch: int,
-        step: int,
-        config: dict[str, Any] | None,
-    ) -> None:
-        if self.run_dir is None:
+    def _monitor(
+        self, key: str, mode: str | None, min_delta: float, keys: list[str], option: str
+    ) -> Monitor:
+        if key not in keys:
+            raise ConfigError(
+                f"{option}={key} is not a metric of this run (it has {', '.join(keys)}); "
+                "pick one of those, or add a validation split with dataset.val_split"
+            )
+        return Monitor(key, mode_for(key, mode), min_delta)
+
+    def _early_stopping(self, default_key: str, keys: list[str]) -> EarlyStopping | None:
+        es = self.early_stopping
+        if not es.get("enabled"):
+            return None
+        monitor = self._monitor(
+            es.get("monitor") or default_key,
+            es.get("mode"),
+            float(es.get("min_delta") or 0.0),
+            keys,
+            "callbacks.early_stopping.monitor",
+        )
+        return EarlyStopping(
+            monitor, int(es.get("patience", 5)), bool(es.get("restore_best_weights", True))
+        )
+
+    def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps: int) -> None:
+        bad = (~torch.isfinite(losses[lo:hi])).nonzero()
+        if bad.numel() == 0:
             return
-        atomic_write_text(self.history.csv(), self.run_dir / "metrics.csv")
-        if self.checkpoint:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "config": config or {},
-                "dlx_version": __version__,
-            }
-            atomic_save(state, self.run_dir / "checkpoints" / "last.pt")
+        b = lo + int(bad[0])
+        last = self.checkpoint_path()
+        kept = (
+            f"the last good checkpoint is {last}"
+            if last and last.exists()
+            else ("no checkpoint was written before it")
+        )
+        raise Diverged(
+            f"loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}/{steps}; training "
+            f"stopped and {kept}; try a lower optimizer.lr or trainer.gradient_clip_val"
+        )
+
+    def _preempted(self, stop: StopRequest) -> None:
+        path = self.checkpoint_path()
+        saved = f"saved {path}" if path and self.checkpoint else "no checkpoint (checkpoint off)"
+        hint = f"; resume with: {self.resume_hint}" if self.resume_hint and path else ""
+        raise Preempted(
+            f"stopped by {stop.name} at epoch {self.state.epoch + 1}, batch {self.state.batch} "
+            f"(step {self.state.step}); {saved}{hint}",
+            stop.signum or 15,
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _save(
+        self,
+        name: str,
+        parts: dict[str, Any],
+        config: dict[str, Any] | None,
+        es_best: dict[str, torch.Tensor] | None,
+    ) -> None:
+        path = self.checkpoint_path(name)
+        if path is None or not self.checkpoint:
+            return
+        s = self.state
+        opt = lambda k: None if parts[k] is None else parts[k].state_dict()  # noqa: E731
+        ckpt = {
+            "format": 1,
+            "model": parts["model"].state_dict(),
+            "optimizer": parts["optimizer"].state_dict(),
+            "scheduler": opt("scheduler"),
+            "scaler": opt("scaler"),
+            "epoch": s.epoch,
+            "step": s.step,
+            "loop": {
+                "batch": s.batch,
+                "seen": s.seen,
+                "sums": None if s.batch == 0 or s.sums is None else s.sums.cpu(),
+                "order": parts["order"].get_state(),
+                "order_epoch_start": s.order_epoch_start,
+                "stopped_early": s.stopped_early,
+            },
+            "rng": rng_state(),
+            "history": s.rows,
+            "callbacks": {"best": parts["best"].state_dict(), "early_stopping": opt("stopper")},
+            "early_stopping_best_model": es_best,
+            "config": config or {},
+            "dlx_version": __version__,
+        }
+        hook = (lambda: faults.reach("checkpoint_write")) if faults.ENABLED else None
+        atomic_save(ckpt, path, before_rename=hook)
+
+    def _restore(self, path: Path, parts: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        load_model_state(parts["model"], ckpt["model"], path)
+        try:
+            parts["optimizer"].load_state_dict(ckpt["optimizer"])
+            for key in ("scheduler", "scaler"):
+                if parts[key] is not None and ckpt.get(key) is not None:
+                    parts[key].load_state_dict(ckpt[key])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ConfigError(
+                f"checkpoint {path} was saved with another optimizer or scheduler set-up "
+                f"({str(err).splitlines()[0]}); resume with the options it was trained with"
+            ) from None
+        loop = ckpt.get("loop")
+        if loop is None:  # a weights-only checkpoint from elsewhere
+            return None
+        s = self.state
+        s.epoch, s.step, s.batch, s.seen = ckpt["epoch"], ckpt["step"], loop["batch"], loop["seen"]
+        s.sums = None if loop["sums"] is None else loop["sums"].to(self.device)
+        s.order_epoch_start = loop["order_epoch_start"]
+        s.stopped_early = loop["stopped_early"]
+        s.rows = list(ckpt["history"])
+        parts["order"].set_state(loop["order"])
+        parts["best"].load_state_dict(ckpt["callbacks"]["best"])
+        if parts["stopper"] is not None and ckpt["callbacks"]["early_stopping"] is not None:
+            parts["stopper"].load_state_dict(ckpt["callbacks"]["early_stopping"])
+        set_rng_state(ckpt["rng"])
+        return ckpt.get("early_stopping_best_model")
+
+    def _write_csv(self) -> None:
+        if self.run_dir is not None:
+            atomic_write_text(history_csv(self.state.rows), self.run_dir / "metrics.csv")
 
 
 def to_input(x: torch.Tensor, scale: float | None) -> torch.Tensor:

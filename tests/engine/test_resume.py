@@ -1,0 +1,122 @@
+"""Kill a real `dlx train` with SIGKILL at five points, resume it, and compare bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import DLX, run_dlx
+
+# Digits, 3 epochs of 18 batches, dropout (so the torch RNG matters), a validation split, a
+# mid-epoch checkpoint every 7 optimizer steps, deterministic algorithms.
+ARGS = [
+    "trainer.max_epochs=3",
+    "trainer.batch_size=64",
+    "dataset.val_split=0.2",
+    "model.hidden=[64]",
+    "model.dropout=0.3",
+    "trainer.deterministic=true",
+    "trainer.checkpoint_every_n_steps=7",
+    "trainer.progress=false",
+]
+TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s")
+
+
+def final_state(run_dir: Path) -> tuple[dict, dict]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return ckpt["model"], {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[dict, dict, list[str]]:
+    run_dir = tmp_path_factory.mktemp("ref")
+    env = {**os.environ, "DLX_CACHE_DIR": str(run_dir / "cache")}
+    out = run_dlx("train", *ARGS, f"hydra.run.dir={run_dir}", env=env)
+    assert out.returncode == 0, out.stderr
+    csv = (run_dir / "metrics.csv").read_text().splitlines()
+    return (*final_state(run_dir), csv)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["start:1", "step:25", "epoch_end:1", "checkpoint_write:3", "eval:2"],
+    ids=["start", "mid-epoch", "between-epochs", "during-checkpoint-write", "during-eval"],
+)
+def test_sigkill_then_resume_is_bit_identical(fault, reference, tmp_path, cli_env):
+    run_dir = tmp_path / "run"
+    killed = run_dlx(
+        "train", *ARGS, f"hydra.run.dir={run_dir}", env={**cli_env, "DLX_FAULT": fault}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if fault == "checkpoint_write:3":  # the kill left the temp file, and the old last.pt intact
+        assert list((run_dir / "checkpoints").glob(".last.pt.*.tmp"))
+        torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    resumed = run_dlx(
+        "train", *ARGS, f"hydra.run.dir={run_dir}", "trainer.resume=auto", env=cli_env
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    if fault != "start:1":
+        assert "resumed from" in resumed.stdout
+    weights, metrics = final_state(run_dir)
+    ref_weights, ref_metrics, ref_csv = reference
+    assert weights.keys() == ref_weights.keys()
+    for k in weights:
+        assert torch.equal(weights[k], ref_weights[k]), f"{k} differs after resume"
+    assert metrics == ref_metrics
+    strip = lambda rows: [r.rsplit(",", 3)[0] for r in rows]  # noqa: E731 (drop time columns)
+    assert strip((run_dir / "metrics.csv").read_text().splitlines()) == strip(ref_csv)
+
+
+def test_sigterm_saves_a_resumable_checkpoint_within_a_step(tmp_path, cli_env):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            DLX,
+            "train",
+            "trainer.max_epochs=100000",
+            "trainer.batch_size=8",
+            "trainer.progress=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith("epoch 2/"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert took < 10
+    assert err.startswith("error: stopped by SIGTERM") and err.count("\n") == 1
+    assert "trainer.resume=auto" in err and f"hydra.run.dir={run_dir}" in err
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] >= 2
+    # The hint's command continues the run (here capped at the next epoch to keep it short).
+    out = run_dlx(
+        "train",
+        "trainer.batch_size=8",
+        "trainer.progress=false",
+        f"trainer.max_epochs={ckpt['epoch'] + 1}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.resume=auto",
+        env=cli_env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == ckpt["epoch"] + 1

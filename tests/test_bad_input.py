@@ -1,0 +1,115 @@
+"""Bad invocations of the real CLI: each exits non-zero with one clear line, no traceback,
+and leaves no checkpoint, cache or temp file behind."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlx.data.base import Spec
+from dlx.models.mlp import MLP
+from tests.conftest import run_dlx
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("files")
+    good = {"model": MLP(Spec((1, 8, 8), 10), hidden=[32]).state_dict(), "epoch": 1}
+    torch.save(good, d / "other_model.pt")
+    (d / "corrupt.pt").write_bytes(b"this is not a checkpoint at all")
+    (d / "truncated.pt").write_bytes((d / "other_model.pt").read_bytes()[:2000])
+    torch.save({"model": {}, "payload": Evil()}, d / "evil.pt")
+    (d / "a_file").write_text("x")
+    return {p.name: p for p in d.iterdir()}
+
+
+# (arguments, words the error line must contain)
+CASES: list[tuple[list[str], str]] = [
+    (["model=nope"], "Could not find 'model/nope'"),
+    (["optimizer=adamw2"], "Could not find 'optimizer/adamw2'"),
+    (["trainer.bogus=1"], "Key 'bogus' not in 'TrainerConfig'"),
+    (["bogus=1"], "bogus"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc"),
+    (["trainer.compile=maybe"], "trainer.compile=maybe"),
+    (["seed=x"], "seed=x"),
+    (["optimizer.lr=0"], "optimizer.lr=0.0 must be > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 must be > 0"),
+    (["trainer.batch_size=0"], "trainer.batch_size=0 must be a positive integer"),
+    (["trainer.batch_size=-8"], "trainer.batch_size=-8"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+    (["trainer.max_epochs=-1"], "trainer.max_epochs=-1"),
+    (["dataset.val_split=1"], "dataset.val_split=1"),
+    (["dataset.val_split=1.5"], "dataset.val_split=1.5"),
+    (["dataset.limit=0"], "dataset.limit=0"),
+    (["model.hidden=[0]"], "model.hidden"),
+    (["model.activation=swish"], "unknown activation 'swish'"),
+    (["trainer.precision=8"], "trainer.precision='8'"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator='tpu'"),
+    (["trainer.gradient_clip_val=-1"], "gradient_clip_val"),
+    (["trainer.accumulate_grad_batches=0"], "accumulate_grad_batches"),
+    (["model._target_=os.system"], "model._target_=os.system is not allowed"),
+    (["optimizer._target_=torch.hub.load"], "torch.hub.load is not allowed"),
+    (["dataset=mnist", "dataset.download=false", "dataset.root={tmp}/none"], "MNIST files missing"),
+    (["trainer.resume={tmp}/nothing.pt"], "no such checkpoint"),
+    (["trainer.resume={files}/corrupt.pt"], "is not a checkpoint"),
+    (["trainer.resume={files}/truncated.pt"], "truncated or corrupt"),
+    (["trainer.resume={files}/evil.pt"], "holds Python objects (posix.system)"),
+    (["trainer.resume={files}/other_model.pt"], "does not fit this model"),
+    (["hydra.run.dir={files}/a_file/run"], "is not a writable folder"),
+    (
+        ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val/acc"],
+        "callbacks.early_stopping.monitor=val/acc is not a metric",
+    ),
+    (["trainer.monitor=val/loss"], "trainer.monitor=val/loss is not a metric"),
+    (["scheduler=plateau", "scheduler.monitor=val/acc"], "scheduler.monitor=val/acc"),
+    (["scheduler=step", "scheduler.interval=hourly"], "scheduler.interval='hourly'"),
+]
+
+
+def test_bad_invocations_fail_cleanly(tmp_path, files, cli_env):
+    folder = next(iter(files.values())).parent
+
+    def attempt(i: int, args: list[str]):
+        case_dir = tmp_path / f"case{i}"
+        case_dir.mkdir()
+        args = [a.format(tmp=case_dir, files=folder) for a in args]
+        if not any(a.startswith("hydra.run.dir=") for a in args):
+            args.append(f"hydra.run.dir={case_dir / 'run'}")
+        env = {**cli_env, "DLX_CACHE_DIR": str(case_dir / "cache")}
+        return case_dir, args, run_dlx("train", "trainer=smoke", *args, env=env, cwd=case_dir)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda c: attempt(*c), enumerate(a for a, _ in CASES)))
+
+    assert len(CASES) >= 25
+    problems = []
+    for (case_dir, args, out), (_, words) in zip(results, CASES, strict=True):
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        why = []
+        if out.returncode == 0:
+            why.append("exit 0")
+        if len(lines) != 1 or not lines[0].startswith("error: "):
+            why.append(f"not one 'error:' line: {out.stderr[-600:]!r}")
+        elif words not in lines[0]:
+            why.append(f"{words!r} not in {lines[0]!r}")
+        left = [
+            p
+            for p in case_dir.rglob("*")
+            if p.suffix in (".pt", ".tmp") or (p.name.startswith(".") and p.name.endswith(".tmp"))
+        ]
+        if left:
+            why.append(f"left behind: {left}")
+        if (case_dir / "PWNED").exists():
+            why.append("the pickle payload ran")
+        if why:
+            problems.append(f"{' '.join(args)}: {'; '.join(why)}")
+    assert not problems, "\n".join(problems)
