@@ -165,3 +165,17 @@ def test_checkpoint_holds_everything_for_exact_resume(tmp_path):
     } <= set(ckpt)
     assert {"python", "numpy", "torch"} <= set(ckpt["rng"])
     assert {"order", "order_epoch_start", "batch", "sums"} <= set(ckpt["loop"])
+
+
+def test_first_signal_asks_to_stop_second_aborts():
+    import os
+    import signal
+
+    from dlx.engine.signals import StopRequest
+
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
