@@ -148,6 +148,8 @@ class RunConfig:
     trainer: Any = None
     callbacks: Any = None
     paths: Any = None
+    # Runs of several stages (transfer learning): [{name, overrides}, ...]
+    stages: Any = None
 
 
 SCHEMAS: dict[str, Any] = {
@@ -215,8 +217,9 @@ def check_run(cfg: Any) -> None:
     from dlx.errors import ConfigError
 
     check_trainer(cfg.trainer)
-    ds = cfg.dataset
-    check_split_options(float(ds.get("val_split", 0.0) or 0.0), ds.get("limit"))
+    ds = cfg.get("dataset")
+    if ds is not None:
+        check_split_options(float(ds.get("val_split", 0.0) or 0.0), ds.get("limit"))
     lr = cfg.optimizer.get("lr")
     if lr is not None and not lr > 0:
         raise ConfigError(f"optimizer.lr={lr} must be > 0")

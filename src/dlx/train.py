@@ -19,17 +19,87 @@ log = logging.getLogger("dlx")
 
 
 def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[str, Any]:
-    """Train as `cfg` says; write metrics.json (and csv, checkpoints) into run_dir."""
+    """Run what `cfg` says and write metrics.json into run_dir.
+
+    With `stages` (a list of {name, overrides}), each stage runs in turn in
+    `<run_dir>/<n>_<name>/` on the config merged with its overrides; `model.init_from:
+    previous` starts a stage from the one before. Metrics come back prefixed by stage name.
+    """
+    from dlx.io import write_json
+
+    t0 = time.perf_counter()
+    stages = cfg.get("stages") or []
+    if not stages:
+        metrics = run_one(cfg, run_dir, resume_hint)
+    else:
+        metrics, previous = {}, None
+        base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "stages"])
+        for i, stage in enumerate(stages, 1):
+            name = stage.get("name") or f"stage{i}"
+            stage_cfg = OmegaConf.merge(base, stage.get("overrides") or {})
+            if stage_cfg.model.get("init_from") == "previous":
+                if previous is None:
+                    raise ConfigError(f"stage {name}: model.init_from=previous in the first stage")
+                stage_cfg.model.init_from = str(previous)
+            stage_dir = None if run_dir is None else run_dir / f"{i}_{name}"
+            log.info("stage %d/%d: %s", i, len(stages), name)
+            result = run_one(stage_cfg, stage_dir, resume_hint)
+            metrics.update({f"{name}/{k}": v for k, v in result.items()})
+            previous = None if stage_dir is None else stage_dir / "checkpoints" / "last.pt"
+        metrics.update(result)  # the last stage's metrics also at the top level
+    metrics["wall_time_s"] = time.perf_counter() - t0
+    if run_dir is not None:
+        write_json(metrics, run_dir / "metrics.json")
+    summary = "  ".join(
+        f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith(("test/acc", "test/loss"))
+    )
+    log.info("done: %s  ->  %s", summary or "trained", run_dir or "(no run dir)")
+    return metrics
+
+
+def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[str, Any]:
+    """One training run: data, model, then the torch trainer or the model's own runner."""
     import torch
 
     from dlx.engine.runtime import seed_everything
-    from dlx.engine.schedule import Schedule
-    from dlx.engine.trainer import Trainer
-    from dlx.io import write_json
     from dlx.targets import instantiate
 
-    t0 = time.perf_counter()
+    check_run(cfg)
     seed_everything(cfg.seed, deterministic=cfg.trainer.deterministic)
+    data, name = None, "none"
+    if cfg.get("dataset") is not None:
+        dataset = instantiate(cfg.dataset, "dataset")
+        data, name = dataset.load(), dataset.name
+    model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in TRANSFER_KEYS])
+    model = instantiate(model_cfg, "model", spec=None if data is None else data.spec)
+    if isinstance(model, torch.nn.Module):
+        if data is None:
+            raise ConfigError(f"model {type(model).__name__} needs a dataset (dataset=...)")
+        return train_torch(cfg, model, data, name, run_dir, resume_hint)
+    if callable(getattr(model, "run", None)):  # a Runner: scikit-learn baselines, Q-learning
+        return model.run(data=data, cfg=cfg, run_dir=run_dir)
+    raise ConfigError(
+        f"model._target_ built a {type(model).__name__}: neither a torch module nor a runner"
+    )
+
+
+# Model options dlx handles itself (transfer learning), not passed to the constructor.
+TRANSFER_KEYS = ("init_from", "freeze")
+
+
+def train_torch(
+    cfg: DictConfig,
+    model: Any,
+    data: Any,
+    dataset_name: str,
+    run_dir: Path | None,
+    resume_hint: str,
+) -> dict[str, Any]:
+    from dlx.engine.schedule import Schedule
+    from dlx.engine.trainer import Trainer
+    from dlx.engine.transfer import freeze, init_from
+    from dlx.targets import instantiate
+
     trainer = Trainer(
         **cfg.trainer,
         early_stopping=OmegaConf.to_container(cfg.callbacks.early_stopping),
@@ -37,27 +107,24 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
         seed=cfg.seed,
         resume_hint=resume_hint,
     )
-    check_run(cfg)
-    dataset = instantiate(cfg.dataset, "dataset")
-    data = dataset.load()
-    model = instantiate(cfg.model, "model", spec=data.spec)
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"model._target_ built a {type(model).__name__}, not a torch module")
+    if cfg.model.get("init_from"):
+        init_from(model, cfg.model.init_from)
+    if cfg.model.get("freeze"):
+        freeze(model, list(cfg.model.freeze))
     model.to(trainer.device)
     task = instantiate(cfg.task, "task")
-    optimizer = instantiate(cfg.optimizer, "optimizer", params=model.parameters())
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = instantiate(cfg.optimizer, "optimizer", params=params)
     sched = cfg.scheduler
-    schedule = Schedule(
+    factory = (
         instantiate(sched.lr_scheduler, "scheduler.lr_scheduler", partial=True)
         if sched.lr_scheduler
-        else None,
-        sched.interval,
-        sched.monitor,
+        else None
     )
     log.info(
         "dlx train: model=%s dataset=%s (%d train / %s val / %s test) on %s, precision %s",
         type(model).__name__,
-        dataset.name,
+        dataset_name,
         len(data.train),
         len(data.val) if data.val is not None else 0,
         len(data.test) if data.test is not None else 0,
@@ -65,13 +132,14 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
         trainer.precision,
     )
     config = OmegaConf.to_container(cfg, resolve=True)
-    metrics = trainer.fit(model, optimizer, task, data, config=config, schedule=schedule)  # type: ignore[arg-type]
-    metrics["wall_time_s"] = time.perf_counter() - t0
-    if run_dir is not None:
-        write_json(metrics, run_dir / "metrics.json")
-    summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
-    log.info("done: %s  ->  %s", summary or "trained", run_dir or "(no run dir)")
-    return metrics
+    return trainer.fit(
+        model,
+        optimizer,
+        task,
+        data,
+        config=config,  # type: ignore[arg-type]
+        schedule=Schedule(factory, sched.interval, sched.monitor),
+    )
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")

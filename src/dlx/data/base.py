@@ -66,8 +66,11 @@ class Data:
         return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
 
     def splits(self) -> dict[str, Split]:
-        return {k: s for k, s in (("train", self.train), ("val", self.val), ("test", self.test))
-                if s is not None}
+        return {
+            k: s
+            for k, s in (("train", self.train), ("val", self.val), ("test", self.test))
+            if s is not None
+        }
 
 
 class Dataset(ABC):

@@ -45,8 +45,9 @@ class MNIST(Dataset):
 
     @property
     def spec(self) -> Spec:
-        return Spec(input_shape=(1, 28, 28), num_classes=10,
-                    class_names=tuple(str(i) for i in range(10)))
+        return Spec(
+            input_shape=(1, 28, 28), num_classes=10, class_names=tuple(str(i) for i in range(10))
+        )
 
     def _path(self, stem: str) -> Path | None:
         # torchvision keeps the .gz and an extracted copy; either one will do.
@@ -85,7 +86,8 @@ class MNIST(Dataset):
                 if nx != ny:
                     raise DataError(f"MNIST {split}: {nx} images but {ny} labels in {self.raw_dir}")
             return {
-                k: torch.from_numpy(v).unsqueeze(1) if k.endswith("_x")
+                k: torch.from_numpy(v).unsqueeze(1)
+                if k.endswith("_x")
                 else torch.from_numpy(v).long()
                 for k, v in arrays.items()
             }
