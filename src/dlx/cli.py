@@ -15,6 +15,10 @@ from dlx import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dlx.train", "train a model: dlx train model=cnn dataset=mnist trainer.max_epochs=3"),
     "info": ("dlx.info", "print a model summary (layers, shapes, parameters) without training"),
+    "data": (
+        "dlx.prepare",
+        "download or locate, prepare and cache a data set: dlx data dataset=imdb",
+    ),
 }
 
 USAGE = """usage: dlx <command> [overrides...] [--help]

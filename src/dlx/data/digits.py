@@ -59,9 +59,10 @@ class Digits(Dataset):
         self.random_state = random_state
 
     @property
-    def spec(self) -> Spec:
-        return Spec(input_shape=(1, 8, 8), num_classes=10,
-                    class_names=tuple(str(i) for i in range(10)))
+    def source_spec(self) -> Spec:
+        return Spec(
+            input_shape=(1, 8, 8), num_classes=10, class_names=tuple(str(i) for i in range(10))
+        )
 
     def read(self) -> tuple[Split, Split]:
         images, labels = load_digits_arrays()
