@@ -58,6 +58,7 @@ def summarize(dataset: Any, data: Any, seconds: float) -> None:
     say = partial(console.print, soft_wrap=True)  # paths stay whole for copying
     console.print(table)
     console.print(counts)
+    say(f"total: {sum(len(s) for s in splits.values()):,} samples")
     scale = "as stored (token ids)" if data.scale is None else f"x * {data.scale:g}"
     say(f"model input: {tuple(spec.input_shape)} per sample, {scale}")
     if spec.vocab_size is not None:
