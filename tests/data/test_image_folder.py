@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dlx.data.image_folder import ImageFolder
-from dlx.errors import DataError
+from dlx.errors import ConfigError, DataError
 from tests.data.formats import write_image_folder
 
 
@@ -65,3 +65,8 @@ def test_classes_option_selects_folders(tmp_path):
     assert data.spec.class_names == ("c", "a")
     assert sorted(data.train.y.tolist()) == [0, 0, 0, 0, 1, 1]
     assert data.test is None
+
+
+def test_root_is_required():
+    with pytest.raises(ConfigError, match=r"dataset\.root"):
+        ImageFolder()

@@ -60,7 +60,7 @@ class ImageFolder(Dataset):
 
     def __init__(
         self,
-        root: str | Path = "data",
+        root: str | Path | None = None,
         image_size: int | Sequence[int] = 32,
         channels: int = 3,
         test_size: float = 0.2,
@@ -69,6 +69,8 @@ class ImageFolder(Dataset):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if root is None:
+            raise ConfigError("dataset=image_folder needs dataset.root=<folder of images>")
         size = [image_size] * 2 if isinstance(image_size, int) else [int(s) for s in image_size]
         if len(size) != 2 or min(size) < 1:
             raise ConfigError(f"dataset.image_size={image_size} must be N or [height, width]")
