@@ -20,7 +20,7 @@ def test_help_lists_commands_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "info"):
+    for command in ("train", "info", "data"):
         assert f"  {command} " in out.stdout
 
 
@@ -34,14 +34,17 @@ def test_unknown_command_exits_2_and_lists_commands():
     out = run_dlx("trian")
     assert out.returncode == 2
     assert "unknown command 'trian'" in out.stderr
-    for name in ("train", "eval", "info"):
+    for name in ("train", "eval", "info", "data"):
         assert name in out.stderr.split("valid commands:")[1]
 
 
 def test_train_help_shows_groups(cli_env):
     out = run_dlx("train", "--help", env=cli_env)
     assert out.returncode == 0, out.stderr
-    assert "dataset: digits, mnist" in out.stdout
+    assert (
+        "dataset: cifar10, digits, digits_nudged, image_folder, imdb, mnist, text_csv, toy2d"
+        in out.stdout
+    )
     assert "optimizer: adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd" in out.stdout
 
 

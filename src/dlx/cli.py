@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evaluate a checkpoint: dlx eval ckpt=outputs/.../checkpoints/best.pt",
     ),
     "info": ("dlx.info", "print a model summary (layers, shapes, parameters) without training"),
+    "data": (
+        "dlx.prepare",
+        "download or locate, prepare and cache a data set: dlx data dataset=imdb",
+    ),
 }
 
 USAGE = """usage: dlx <command> [overrides...] [--help]

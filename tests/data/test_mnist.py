@@ -164,6 +164,6 @@ def test_download_with_bad_checksum_fails_and_keeps_nothing(tmp_path, mirror, mo
     url, md5 = mirror
     monkeypatch.setattr(MNIST, "mirrors", (url,))
     monkeypatch.setattr(MNIST, "files_md5", {k: "0" * 32 for k in md5})
-    with pytest.raises(DataError, match="could not download MNIST file .*checksum"):
+    with pytest.raises(DataError, match=r"could not download MNIST file .*checksum"):
         MNIST(root=tmp_path / "data", download=True).load()
     assert not list((tmp_path / "data").rglob("*.gz"))

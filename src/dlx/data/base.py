@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from dlx.config import check_split_options
+from dlx.data.cache import cache_path, cached
 from dlx.errors import ConfigError
 
 
@@ -76,10 +79,11 @@ class Data:
 class Dataset(ABC):
     """Base for in-memory data sets.
 
-    Subclasses define `spec` (cheap: no file is read, so `dlx info` works without data)
-    and `read()` returning the (train, test) splits; the base applies the options every
-    data set shares: `val_split` (the last fraction of train, like Keras'
-    `validation_split`) and `limit` (first N samples of each split, for smoke runs).
+    Subclasses define `source_spec` (cheap: no file is read where possible, so `dlx info`
+    works without data) and `read()` returning the (train, test) splits; the base applies
+    the options every data set shares, in this order: `classes` (keep those classes,
+    relabelled 0..k-1 in the order given), `val_split` (the last fraction of train, like
+    Keras' `validation_split`) and `limit` (first N samples of each split, for smoke runs).
     """
 
     name: str = "dataset"
@@ -90,22 +94,71 @@ class Dataset(ABC):
         val_split: float = 0.0,
         limit: int | None = None,
         cache_dir: str | Path | None = None,
+        classes: Sequence[int] | None = None,
     ) -> None:
         check_split_options(val_split, limit)
         self.val_split = float(val_split)
         self.limit = limit
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.classes = None if classes is None else [int(c) for c in classes]
+        if self.classes is not None and (
+            not self.classes or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ConfigError(f"dataset.classes={list(classes or [])} must list distinct class ids")
+        # Where `cached()` looked for this data set's tensors (for `dlx data`).
+        self.cache_files: list[Path] = []
+        self.cache_hit = False
 
     @property
     @abstractmethod
-    def spec(self) -> Spec: ...
+    def source_spec(self) -> Spec:
+        """The Spec of the data as stored, before `classes` selects some of them."""
+
+    @property
+    def spec(self) -> Spec:
+        spec = self.source_spec
+        if self.classes is None:
+            return spec
+        bad = [c for c in self.classes if not 0 <= c < spec.num_classes]
+        if bad:
+            raise ConfigError(
+                f"dataset.classes={self.classes}: {bad} not in 0..{spec.num_classes - 1} "
+                f"({self.name} has {spec.num_classes} classes)"
+            )
+        names = tuple(spec.class_names[c] for c in self.classes) if spec.class_names else ()
+        return replace(spec, num_classes=len(self.classes), class_names=names)
 
     @abstractmethod
     def read(self) -> tuple[Split, Split | None]:
         """Return the full (train, test) splits as CPU tensors."""
 
+    def cached(
+        self, settings: dict[str, Any], build: Callable[[], dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """`cache.cached` under this data set's name and cache folder, remembering where."""
+        if self.cache_dir is not None:
+            path = cache_path(self.cache_dir, self.name, settings)
+            self.cache_files.append(path)
+            self.cache_hit = path.exists()
+        return cached(self.cache_dir, self.name, settings, build)
+
+    def select(self, split: Split | None) -> Split | None:
+        """Keep the samples of `self.classes`, relabelled 0..k-1 in the order given."""
+        if split is None or self.classes is None:
+            return split
+        relabel = torch.full((self.source_spec.num_classes,), -1, dtype=torch.long)
+        relabel[torch.tensor(self.classes)] = torch.arange(len(self.classes))
+        y = split.y.long()
+        inside = (y >= 0) & (y < len(relabel))
+        new = torch.where(inside, relabel[y.clamp(0, len(relabel) - 1)], -1)
+        keep = new >= 0
+        return Split(split.x[keep], new[keep])
+
     def load(self) -> Data:
+        spec = self.spec  # checks `classes` before any file is read
         train, test = self.read()
+        train, test = self.select(train), self.select(test)
+        assert train is not None
         val = None
         if self.val_split > 0:
             cut = int(len(train) * (1.0 - self.val_split))
@@ -117,7 +170,7 @@ class Dataset(ABC):
             train, val = Split(train.x[:cut], train.y[:cut]), Split(train.x[cut:], train.y[cut:])
         lim = self.limit
         return Data(
-            spec=self.spec,
+            spec=spec,
             train=train.head(lim),
             val=None if val is None else val.head(lim),
             test=None if test is None else test.head(lim),

@@ -34,6 +34,11 @@ def cache_key(name: str, settings: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def cache_path(cache_dir: Path, name: str, settings: dict[str, Any]) -> Path:
+    """The file that holds `name`'s tensors for these settings."""
+    return cache_dir / f"{name}-{cache_key(name, settings)}.pt"
+
+
 def cached(
     cache_dir: Path | None,
     name: str,
@@ -43,7 +48,7 @@ def cached(
     """Return build()'s tensors, from `cache_dir` when a matching entry exists."""
     if cache_dir is None:
         return build()
-    path = cache_dir / f"{name}-{cache_key(name, settings)}.pt"
+    path = cache_path(cache_dir, name, settings)
     if path.exists():
         try:
             return torch.load(path, weights_only=True, map_location="cpu")

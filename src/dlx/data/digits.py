@@ -59,7 +59,7 @@ class Digits(Dataset):
         self.random_state = random_state
 
     @property
-    def spec(self) -> Spec:
+    def source_spec(self) -> Spec:
         return Spec(
             input_shape=(1, 8, 8), num_classes=10, class_names=tuple(str(i) for i in range(10))
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from dlx.data.base import Dataset, Spec, Split
-from dlx.data.cache import cached, file_fingerprint
+from dlx.data.cache import file_fingerprint
 from dlx.data.download import download_files
 from dlx.data.idx import read_idx
 from dlx.errors import DataError
@@ -44,7 +44,7 @@ class MNIST(Dataset):
         return self.root / "MNIST" / "raw"
 
     @property
-    def spec(self) -> Spec:
+    def source_spec(self) -> Spec:
         return Spec(
             input_shape=(1, 28, 28), num_classes=10, class_names=tuple(str(i) for i in range(10))
         )
@@ -92,5 +92,5 @@ class MNIST(Dataset):
                 for k, v in arrays.items()
             }
 
-        t = cached(self.cache_dir, self.name, settings, build)
+        t = self.cached(settings, build)
         return Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"])

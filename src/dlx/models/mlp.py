@@ -26,6 +26,11 @@ class MLP(nn.Sequential):
         dropout: float = 0.0,
         init: str = "normal",
     ) -> None:
+        if spec.vocab_size is not None:
+            raise ConfigError(
+                "model=mlp takes numeric features, but this data set gives token ids; "
+                "use a text model such as model=embedding_bag"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
         if any(int(h) < 1 for h in hidden):

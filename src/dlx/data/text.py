@@ -1,0 +1,151 @@
+"""Text -> token ids, numbered the way Keras' imdb loader numbers words (no torchtext).
+
+Tokens: lower-case, `<br />` removed, regex words (letters and digits of any script, with
+inner apostrophes: "don't" and "café" are one word each).
+Ids: 0 = padding, 1 = start of sequence, 2 = out of vocabulary, then words from 3 by falling
+frequency in the *training* split (ties broken alphabetically, so the numbering never
+depends on file order). `num_words` caps the id range: words whose id would be
+>= num_words become 2, so an embedding table of `num_words` rows covers every id.
+Sequences are `[1, w1, w2, ...]` cut and padded at the front to `maxlen` (Keras
+`pad_sequences` defaults: padding="pre", truncating="pre").
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlx.data.base import Dataset, Spec, Split
+from dlx.errors import ConfigError
+
+PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
+# Bump when tokenising or numbering changes: it is part of every text cache key.
+TOKENIZER_VERSION = 1
+
+# Letters and digits of any script, with inner apostrophes; `_` is not part of a word.
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+def build_vocab(docs: Iterable[Sequence[str]], num_words: int) -> tuple[dict[str, int], int]:
+    """(word -> id for the num_words - 3 most frequent words, number of distinct words)."""
+    counts: Counter[str] = Counter()
+    for doc in docs:  # one C-level update per document
+        counts.update(doc)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = ranked[: max(num_words - FIRST_WORD, 0)]
+    return {w: i + FIRST_WORD for i, (w, _) in enumerate(keep)}, len(counts)
+
+
+def encode(docs: Sequence[Sequence[str]], vocab: dict[str, int], maxlen: int) -> np.ndarray:
+    """Token lists -> int64 [len(docs), maxlen], start id first, cut and padded in front."""
+    out = np.zeros((len(docs), maxlen), dtype=np.int64)
+    get = vocab.get
+    for i, doc in enumerate(docs):
+        # Only the last maxlen ids survive 'pre' truncation: look up no more than those.
+        ids = list(map(get, doc[-maxlen:], repeat(OOV)))
+        if len(doc) < maxlen:
+            ids.insert(0, START)
+        if ids:
+            out[i, maxlen - len(ids) :] = ids
+    return out
+
+
+class TextDataset(Dataset):
+    """A labelled text collection turned into padded int64 token ids, cached.
+
+    Subclasses give `read_texts()` and `source_settings()` (what identifies the files);
+    the cache key adds every setting that changes the ids.
+    """
+
+    scale = None  # token ids go into the model as they are
+
+    def __init__(self, num_words: int = 20000, maxlen: int = 80, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_words <= FIRST_WORD:
+            raise ConfigError(f"dataset.num_words={num_words} must be > {FIRST_WORD}")
+        if maxlen < 1:
+            raise ConfigError(f"dataset.maxlen={maxlen} must be a positive length")
+        self.num_words = int(num_words)
+        self.maxlen = int(maxlen)
+        self.vocab_note = ""
+
+    @property
+    @abstractmethod
+    def class_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def source_spec(self) -> Spec:
+        names = self.class_names
+        return Spec(
+            input_shape=(self.maxlen,),
+            num_classes=len(names),
+            class_names=names,
+            vocab_size=self.num_words,
+        )
+
+    @abstractmethod
+    def source_settings(self) -> dict[str, Any]:
+        """What identifies the source files (fingerprints) and how they are read."""
+
+    @abstractmethod
+    def read_texts(self) -> tuple[list[str], np.ndarray, list[str] | None, np.ndarray | None]:
+        """(train texts, train labels, test texts or None, test labels or None)."""
+
+    def order(self, split: str, n: int) -> np.ndarray | None:
+        """A permutation applied after the cache (None: keep file order)."""
+        return None
+
+    def read(self) -> tuple[Split, Split | None]:
+        settings = {
+            **self.source_settings(),
+            "num_words": self.num_words,
+            "maxlen": self.maxlen,
+            "tokenizer": TOKENIZER_VERSION,
+        }
+
+        def build() -> dict[str, torch.Tensor]:
+            train_texts, train_y, test_texts, test_y = self.read_texts()
+            train_tokens = [tokenize(t) for t in train_texts]
+            vocab, distinct = build_vocab(train_tokens, self.num_words)
+            out = {
+                "train_x": torch.from_numpy(encode(train_tokens, vocab, self.maxlen)),
+                "train_y": torch.from_numpy(np.asarray(train_y, dtype=np.int64)),
+                "distinct_words": torch.tensor(distinct),
+            }
+            del train_tokens
+            if test_texts is not None:
+                test_tokens = [tokenize(t) for t in test_texts]
+                out["test_x"] = torch.from_numpy(encode(test_tokens, vocab, self.maxlen))
+                out["test_y"] = torch.from_numpy(np.asarray(test_y, dtype=np.int64))
+            return out
+
+        t = self.cached(settings, build)
+        distinct = int(t["distinct_words"])
+        self.vocab_note = (
+            f"{self.num_words:,} ids: {min(distinct, self.num_words - FIRST_WORD):,} most "
+            f"frequent of {distinct:,} distinct training words, + pad/start/OOV"
+        )
+        splits: list[Split | None] = []
+        for split in ("train", "test"):
+            if f"{split}_x" not in t:
+                splits.append(None)
+                continue
+            x, y = t[f"{split}_x"], t[f"{split}_y"]
+            perm = self.order(split, len(y))
+            if perm is not None:
+                idx = torch.from_numpy(perm)
+                x, y = x[idx], y[idx]
+            splits.append(Split(x, y))
+        assert splits[0] is not None
+        return splits[0], splits[1]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlx.data.image_folder import ImageFolder
+from dlx.errors import ConfigError, DataError
+from tests.data.formats import write_image_folder
+
+
+def test_train_and_test_subfolders(tmp_path):
+    write_image_folder(tmp_path / "train", {"cat": 4, "dog": 3})
+    write_image_folder(tmp_path / "test", {"cat": 2, "dog": 1})
+    ds = ImageFolder(root=tmp_path, image_size=8, cache_dir=tmp_path / "cache")
+    assert ds.spec.class_names == ("cat", "dog") and ds.spec.input_shape == (3, 8, 8)
+    data = ds.load()
+    assert data.train.x.shape == (7, 3, 8, 8) and data.train.x.dtype == torch.uint8
+    assert sorted(data.train.y.tolist()) == [0, 0, 0, 0, 1, 1, 1]
+    assert data.test.y.tolist() == [0, 0, 1] and data.scale == pytest.approx(1 / 255)
+    # red channel encodes the class (index * 40): labels and pixels stay together
+    assert torch.equal(data.train.x[:, 0, 0, 0], (data.train.y * 40).to(torch.uint8))
+
+
+def test_flat_folder_is_split_and_resized_to_grey(tmp_path):
+    write_image_folder(tmp_path / "imgs", {"a": 6, "b": 4}, size=(12, 10), fmt="jpg")
+    data = ImageFolder(root=tmp_path / "imgs", image_size=[5, 6], channels=1, test_size=0.2).load()
+    assert (len(data.train), len(data.test)) == (8, 2)
+    assert data.train.x.shape[1:] == (1, 5, 6)
+
+
+def test_cache_round_trip(tmp_path):
+    write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    first = ImageFolder(root=tmp_path / "imgs", image_size=8, cache_dir=tmp_path / "c")
+    a = first.load()
+    second = ImageFolder(root=tmp_path / "imgs", image_size=8, cache_dir=tmp_path / "c")
+    b = second.load()
+    assert second.cache_hit and torch.equal(a.train.x, b.train.x)
+    assert not any((tmp_path / "imgs").rglob("*.pt")), "a cache went into the data root"
+
+
+@pytest.mark.parametrize("layout", ["no-folder", "empty", "classes-without-images"])
+def test_empty_folders_are_refused(tmp_path, layout):
+    root = tmp_path / "imgs"
+    if layout != "no-folder":
+        root.mkdir()
+    if layout == "classes-without-images":
+        (root / "cat").mkdir()
+        (root / "cat" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError) as err:
+        ImageFolder(root=root).load()
+    assert str(root) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_corrupt_image_names_the_file_and_writes_no_cache(tmp_path):
+    write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    (tmp_path / "imgs" / "b" / "0001.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(DataError, match=r"cannot decode image .*0001.png"):
+        ImageFolder(root=tmp_path / "imgs", cache_dir=tmp_path / "cache").load()
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_classes_option_selects_folders(tmp_path):
+    write_image_folder(tmp_path / "imgs", {"a": 2, "b": 3, "c": 4})
+    data = ImageFolder(root=tmp_path / "imgs", image_size=8, test_size=0.0, classes=[2, 0]).load()
+    assert data.spec.class_names == ("c", "a")
+    assert sorted(data.train.y.tolist()) == [0, 0, 0, 0, 1, 1]
+    assert data.test is None
+
+
+def test_root_is_required():
+    with pytest.raises(ConfigError, match=r"dataset\.root"):
+        ImageFolder()
