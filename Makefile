@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: install train test test-all lint format bench clean
+.PHONY: install train test test-all lint format bench reproduce clean
 
 install: $(STAMP)
 
@@ -25,15 +25,20 @@ test-all: install
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 format: install
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: install
 	$(BIN)/python bench/mlp_overhead.py $(ARGS)
+
+# Every book experiment on real data (DLX_DATA_DIR), SEEDS seeds each -> docs/REPRODUCTION.md
+SEEDS ?= 3
+reproduce: install
+	$(BIN)/python scripts/reproduce.py --seeds $(SEEDS) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from dlx.compose import compose
 from dlx.config import SCHEMAS
 from dlx.data.base import Spec
 from dlx.errors import ConfigError
+from dlx.models import build_model
 from dlx.targets import check_targets, instantiate
 
 CONFIGS = __import__("dlx.configs", fromlist=["x"]).__path__[0]
@@ -116,4 +117,4 @@ def test_allow_list_extends_from_environment_only(monkeypatch):
 def test_bad_constructor_argument_is_one_line():
     cfg = compose("train", ["+model.width=3"]).model
     with pytest.raises(ConfigError, match=r"cannot build dlx\.models\.mlp\.MLP.*width"):
-        instantiate(cfg, "model", spec=Spec((1, 8, 8), 10))
+        build_model(cfg, Spec((1, 8, 8), 10))

@@ -20,8 +20,12 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from hydra.core.global_hydra import GlobalHydra
+
     register_configs()
     try:
+        if GlobalHydra.instance().is_initialized():  # inside a running `dlx train`
+            return hydra_compose(config_name, overrides=list(overrides or []))
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides or []))
     except (HydraException, OmegaConfBaseException) as err:

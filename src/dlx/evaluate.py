@@ -87,6 +87,7 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
     from dlx.engine.trainer import Trainer, count_params
     from dlx.io import write_json
+    from dlx.models import build_model
     from dlx.targets import instantiate
 
     args = parse_args(argv)
@@ -116,7 +117,7 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
             f"split={args['split']}: the data has no such split"
             + (" (set dataset.val_split)" if args["split"] == "val" else "")
         )
-    model = instantiate(cfg.model, "model", spec=data.spec)
+    model = build_model(cfg.model, data.spec)
     load_model_state(model, ckpt["model"], args["ckpt"])
     model.to(trainer.device)
     task = instantiate(cfg.task, "task")

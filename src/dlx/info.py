@@ -19,11 +19,12 @@ def example_input(spec, batch: int = 1):
 @reports_errors
 def main(argv: list[str]) -> None:
     cfg: DictConfig = compose("train", argv)
+    from dlx.models import build_model
     from dlx.summary import render, summarize
     from dlx.targets import instantiate
 
     dataset = instantiate(cfg.dataset, "dataset")
     spec = dataset.spec  # no file is read for this
-    model = instantiate(cfg.model, "model", spec=spec)
+    model = build_model(cfg.model, spec)
     rows = summarize(model, example_input(spec))
     render(model, rows, f"{type(model).__name__} on {dataset.name} {tuple(spec.input_shape)}")

@@ -21,9 +21,10 @@ log = logging.getLogger("dlx")
 def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[str, Any]:
     """Run what `cfg` says and write metrics.json into run_dir.
 
-    With `stages` (a list of {name, overrides}), each stage runs in turn in
-    `<run_dir>/<n>_<name>/` on the config merged with its overrides; `model.init_from:
-    previous` starts a stage from the one before. Metrics come back prefixed by stage name.
+    With `stages` (a list of {name, groups, overrides}), each stage runs in turn in
+    `<run_dir>/<n>_<name>/` on the config with its `groups` swapped (e.g. {optimizer: adam})
+    and its `overrides` merged in; `model.init_from: previous` starts a stage from the one
+    before. Metrics come back prefixed by stage name.
     """
     from dlx.io import write_json
 
@@ -36,7 +37,12 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
         base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "stages"])
         for i, stage in enumerate(stages, 1):
             name = stage.get("name") or f"stage{i}"
-            stage_cfg = OmegaConf.merge(base, stage.get("overrides") or {})
+            stage_cfg = base.copy()
+            for group, option in (stage.get("groups") or {}).items():
+                from dlx.compose import compose
+
+                stage_cfg[group] = compose("train", [f"{group}={option}"])[group]
+            stage_cfg = OmegaConf.merge(stage_cfg, stage.get("overrides") or {})
             if stage_cfg.model.get("init_from") == "previous":
                 if previous is None:
                     raise ConfigError(f"stage {name}: model.init_from=previous in the first stage")
@@ -62,6 +68,7 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
     import torch
 
     from dlx.engine.runtime import seed_everything
+    from dlx.models import build_model
     from dlx.targets import instantiate
 
     check_run(cfg)
@@ -70,8 +77,7 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
     if cfg.get("dataset") is not None:
         dataset = instantiate(cfg.dataset, "dataset")
         data, name = dataset.load(), dataset.name
-    model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in TRANSFER_KEYS])
-    model = instantiate(model_cfg, "model", spec=None if data is None else data.spec)
+    model = build_model(cfg.model, None if data is None else data.spec)
     if isinstance(model, torch.nn.Module):
         if data is None:
             raise ConfigError(f"model {type(model).__name__} needs a dataset (dataset=...)")
@@ -81,10 +87,6 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
     raise ConfigError(
         f"model._target_ built a {type(model).__name__}: neither a torch module nor a runner"
     )
-
-
-# Model options dlx handles itself (transfer learning), not passed to the constructor.
-TRANSFER_KEYS = ("init_from", "freeze")
 
 
 def train_torch(

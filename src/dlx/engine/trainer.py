@@ -261,7 +261,7 @@ class Trainer:
                         with torch.no_grad():
                             step_losses[b] = loss.detach()
                             sums[0] += loss.detach() * nb
-                            sums[1:] += task.metric_sums(out.detach(), target)
+                            sums[1:] += task.metric_sums(out, target)
                         state.seen += nb
                         boundary = (b + 1) % acc == 0 or b + 1 == steps
                         if boundary:

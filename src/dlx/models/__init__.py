@@ -3,3 +3,18 @@
 A model's YAML names its class by `_target_`; `dlx.train` calls it with `spec=` the data
 set's Spec, so a new model needs no registry entry.
 """
+
+from typing import Any
+
+# Model options dlx handles itself (transfer learning), not passed to the constructor.
+TRANSFER_KEYS = ("init_from", "freeze")
+
+
+def build_model(model_cfg: Any, spec: Any) -> Any:
+    """Instantiate `model_cfg` (allow-listed) for a data Spec, leaving out dlx's own keys."""
+    from omegaconf import OmegaConf
+
+    from dlx.targets import instantiate
+
+    kept = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in TRANSFER_KEYS])
+    return instantiate(kept, "model", spec=spec)

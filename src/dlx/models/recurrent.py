@@ -1,0 +1,104 @@
+"""LSTM and GRU text classifiers, the book's 6-14: Embedding -> LSTM(128) -> Dense(1, sigmoid).
+
+Dropouts as in Keras 1, which the book used:
+- `embedding_dropout`: Keras 1's `Embedding(dropout=p)` drops whole words (rows of the
+  embedding matrix) for a batch, not single activations.
+- `dropout` (Keras' `dropout_W`): on the recurrent layer's inputs, one mask per sequence,
+  the same at every time step.
+- `recurrent_dropout` (Keras' `dropout_U`): on the hidden state between steps, one mask per
+  sequence. cuDNN's fused LSTM cannot do this, so a value > 0 switches to a loop over
+  `nn.LSTMCell`/`nn.GRUCell`; 0 keeps the fused `nn.LSTM`/`nn.GRU` (much faster).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlx.data.base import Spec
+from dlx.errors import ConfigError
+
+CELLS = {"lstm": (nn.LSTM, nn.LSTMCell), "gru": (nn.GRU, nn.GRUCell)}
+
+
+def sequence_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """A dropout mask (scaled by 1/(1-p)) to broadcast over the time axis."""
+    return torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(1 - p) / (1 - p)
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(
+        self,
+        spec: Spec,
+        cell: str = "lstm",
+        embed_dim: int = 128,
+        hidden: int = 128,
+        embedding_dropout: float = 0.0,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+    ) -> None:
+        if spec.vocab_size is None:
+            raise ConfigError(
+                f"model={cell} reads token ids (dataset=imdb or text_csv); this data set gives "
+                f"inputs of shape {tuple(spec.input_shape)}"
+            )
+        if cell not in CELLS:
+            raise ConfigError(f"model.cell={cell!r} must be lstm or gru")
+        for name, p in (
+            ("embedding_dropout", embedding_dropout),
+            ("dropout", dropout),
+            ("recurrent_dropout", recurrent_dropout),
+        ):
+            if not 0.0 <= p < 1.0:
+                raise ConfigError(f"model.{name}={p} must be in [0, 1)")
+        super().__init__()
+        self.cell_type = cell
+        self.embedding = nn.Embedding(spec.vocab_size, embed_dim, padding_idx=0)
+        fused, step = CELLS[cell]
+        self.rnn = (
+            step(embed_dim, hidden)
+            if recurrent_dropout > 0
+            else fused(embed_dim, hidden, batch_first=True)
+        )
+        # two classes -> one logit (sigmoid, binary cross-entropy), else one per class
+        self.head = nn.Linear(hidden, 1 if spec.num_classes == 2 else spec.num_classes)
+        self.embedding_dropout = embedding_dropout
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(ids)
+        if self.training and self.embedding_dropout:
+            # Keras 1: drop rows of the embedding matrix, i.e. every occurrence of a word
+            keep = sequence_mask((self.embedding.num_embeddings,), self.embedding_dropout, x)
+            x = x * keep[ids].unsqueeze(-1)
+        if self.training and self.dropout:
+            x = x * sequence_mask((x.shape[0], 1, x.shape[2]), self.dropout, x)
+        return x
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        if isinstance(self.rnn, (nn.LSTM, nn.GRU)):
+            out, _ = self.rnn(x)
+            last = out[:, -1]  # sequences are padded at the front: the last step is real
+        else:
+            last = self._loop(x)
+        logits = self.head(last)
+        return logits.squeeze(1) if logits.shape[1] == 1 else logits
+
+    def _loop(self, x: torch.Tensor) -> torch.Tensor:
+        n, steps, _ = x.shape
+        h = x.new_zeros(n, self.rnn.hidden_size)
+        c = x.new_zeros(n, self.rnn.hidden_size)
+        mask = (
+            sequence_mask((n, self.rnn.hidden_size), self.recurrent_dropout, x)
+            if self.training
+            else None
+        )
+        for t in range(steps):
+            h_in = h * mask if mask is not None else h
+            if self.cell_type == "lstm":
+                h, c = self.rnn(x[:, t], (h_in, c))
+            else:
+                h = self.rnn(x[:, t], h_in)
+        return h
