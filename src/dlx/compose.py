@@ -17,10 +17,9 @@ CONFIG_MODULE = "dlx.configs"
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from hydra.core.global_hydra import GlobalHydra
 
     register_configs()
     try:

@@ -162,9 +162,7 @@ def test_rbm_learns_to_reconstruct_digits():
 
     before = reconstruction_error()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    Trainer(max_epochs=5, batch_size=10, progress=False).fit(
-        model, opt, tasks.RBMTask(), data
-    )
+    Trainer(max_epochs=5, batch_size=10, progress=False).fit(model, opt, tasks.RBMTask(), data)
     assert reconstruction_error() < 0.5 * before
     # Then the book's second step: a logistic regression on the frozen RBM's features.
     model.rbm.requires_grad_(False)
