@@ -85,3 +85,49 @@ class RBMClassifier(nn.Module):
         learning = self.training and self.rbm.weight.requires_grad
         gap = self.rbm.gap(v) if learning else logits.new_zeros(())
         return logits, gap
+
+
+class DBN(nn.Module):
+    """A deep belief net: stacked RBMs, pre-trained greedily one layer at a time, then the
+    whole stack fine-tuned as a sigmoid MLP with a softmax head (Hinton et al. 2006).
+
+    `train_layer=i` pre-trains RBM i on the hidden probabilities of the layers below (which
+    get no gradient); `train_layer=null` fine-tunes everything by backpropagation. Run the
+    phases as `stages` (see experiment=dbn_digits_nudged), each starting from the last.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        layers: list[int] | tuple[int, ...] = (256, 128),
+        train_layer: int | None = None,
+        k: int = 1,
+        persistent: bool = True,
+        n_chains: int = 10,
+    ) -> None:
+        if spec.vocab_size is not None:
+            raise ConfigError("model=dbn needs features in [0, 1] (images), not token ids")
+        if not layers:
+            raise ConfigError("model.layers must list at least one hidden layer width")
+        if train_layer is not None and not 0 <= train_layer < len(layers):
+            raise ConfigError(f"model.train_layer={train_layer} must be in 0..{len(layers) - 1}")
+        super().__init__()
+        sizes = [spec.input_size, *(int(n) for n in layers)]
+        self.rbms = nn.ModuleList(
+            BernoulliRBM(a, b, k, persistent, n_chains) for a, b in zip(sizes, sizes[1:])
+        )
+        self.head = nn.Linear(sizes[-1], spec.num_classes)
+        self.train_layer = train_layer
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.reshape(x.shape[0], -1)
+        gap = h.new_zeros(())
+        pretraining = self.training and self.train_layer is not None
+        for i, rbm in enumerate(self.rbms):
+            if pretraining and i == self.train_layer:
+                gap = rbm.gap(h.detach())
+            h = rbm.hidden_probs(h)
+            if pretraining and i <= self.train_layer:
+                h = h.detach()  # layers being or already pre-trained: no backprop through them
+        logits = self.head(h.detach() if pretraining else h)
+        return logits, gap
