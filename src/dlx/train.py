@@ -70,7 +70,10 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
     if cfg.get("dataset") is not None:
         dataset = instantiate(cfg.dataset, "dataset")
         data, name = dataset.load(), dataset.name
-    model_cfg = OmegaConf.masked_copy(cfg.model, [k for k in cfg.model if k not in TRANSFER_KEYS])
+    # Resolved against the whole config first: a copy of the model node alone would lose
+    # interpolations such as `random_state: ${seed}`.
+    model_node = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg = OmegaConf.create({k: v for k, v in model_node.items() if k not in TRANSFER_KEYS})
     model = instantiate(model_cfg, "model", spec=None if data is None else data.spec)
     if isinstance(model, torch.nn.Module):
         if data is None:
