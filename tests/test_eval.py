@@ -64,7 +64,7 @@ def test_eval_writes_its_own_run_dir(trained, tmp_path, cli_env):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["dataset.classes=[1,2]"], "dataset.classes is not an option"),
+        (["dataset.colour=red"], "dataset.colour is not an option"),
         (
             ["dataset=mnist", "dataset.download=false", "dataset.root=/nonexistent"],
             "MNIST files missing",

@@ -150,6 +150,8 @@ class RunConfig:
     paths: Any = None
     # Runs of several stages (transfer learning): [{name, overrides}, ...]
     stages: Any = None
+    # Reinforcement-learning environment (model=qlearning): env=maze | grid
+    env: Any = None
 
 
 SCHEMAS: dict[str, Any] = {

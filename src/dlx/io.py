@@ -54,3 +54,10 @@ def atomic_write_text(text: str, path: Path) -> None:
 
 def write_json(obj: Any, path: Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
+
+
+def save_npz(arrays: dict[str, Any], path: Path) -> None:
+    """numpy arrays to an .npz file atomically (plain arrays: loads with allow_pickle=False)."""
+    import numpy as np
+
+    _atomic(path, lambda f: np.savez(f, **arrays))

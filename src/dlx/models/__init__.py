@@ -16,5 +16,8 @@ def build_model(model_cfg: Any, spec: Any) -> Any:
 
     from dlx.targets import instantiate
 
-    kept = OmegaConf.masked_copy(model_cfg, [k for k in model_cfg if k not in TRANSFER_KEYS])
+    # Resolved against the whole config first: a copy of the model node alone would lose
+    # interpolations such as `random_state: ${seed}`.
+    node = OmegaConf.to_container(model_cfg, resolve=True)
+    kept = OmegaConf.create({k: v for k, v in node.items() if k not in TRANSFER_KEYS})
     return instantiate(kept, "model", spec=spec)

@@ -11,6 +11,8 @@ hidden probabilities, detached, so it does not pull the RBM towards the labels.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -114,7 +116,7 @@ class DBN(nn.Module):
         super().__init__()
         sizes = [spec.input_size, *(int(n) for n in layers)]
         self.rbms = nn.ModuleList(
-            BernoulliRBM(a, b, k, persistent, n_chains) for a, b in zip(sizes, sizes[1:])
+            BernoulliRBM(a, b, k, persistent, n_chains) for a, b in itertools.pairwise(sizes)
         )
         self.head = nn.Linear(sizes[-1], spec.num_classes)
         self.train_layer = train_layer
