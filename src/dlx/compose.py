@@ -27,7 +27,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
             return hydra_compose(config_name, overrides=list(overrides or []))
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides or []))
-    except (HydraException, OmegaConfBaseException) as err:
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
         lines = [str(err)]
         if err.__cause__ is not None:
             lines.append(str(err.__cause__))

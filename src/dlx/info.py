@@ -26,5 +26,16 @@ def main(argv: list[str]) -> None:
     dataset = instantiate(cfg.dataset, "dataset")
     spec = dataset.spec  # no file is read for this
     model = build_model(cfg.model, spec)
+    import torch
+
+    if not isinstance(model, torch.nn.Module):  # a runner: scikit-learn, Q-learning
+        from omegaconf import OmegaConf
+
+        print(
+            f"{type(model).__name__} (not a torch model; its size is known once fitted, "
+            "and dlx train reports it as num_params):"
+        )
+        print(OmegaConf.to_yaml(cfg.model), end="")
+        return
     rows = summarize(model, example_input(spec))
     render(model, rows, f"{type(model).__name__} on {dataset.name} {tuple(spec.input_shape)}")
