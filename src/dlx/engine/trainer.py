@@ -533,9 +533,9 @@ def to_input(x: torch.Tensor, scale: float | None) -> torch.Tensor:
     """Stored samples -> model input: integer pixels become scaled floats, per batch."""
     if scale is None:  # token ids and other integer inputs go in as they are
         return x
-    if x.is_floating_point() and scale == 1.0:
-        return x
-    return x.float() * scale
+    if x.is_floating_point():
+        return x if scale == 1.0 else x * scale
+    return x.to(torch.float32).mul_(scale)  # a fresh tensor: scaling in place is safe
 
 
 def format_row(row: dict[str, float], max_epochs: int) -> str:
