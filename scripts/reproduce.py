@@ -191,8 +191,13 @@ def cifar_root(data_dir: Path, cache_dir: Path) -> Path | None:
     return dest
 
 
-def run(experiment: str, seeds: list[int], out: Path, extra: list[str]) -> list[dict]:
+def run(experiment: str, seeds: list[int], out: Path, extra: list[str], reuse: bool) -> list[dict]:
     sweep = out / experiment
+    if reuse and all((sweep / str(i) / "metrics.json").is_file() for i in range(len(seeds))):
+        print(f"reusing {sweep}", flush=True)
+        return [
+            json.loads((sweep / str(i) / "metrics.json").read_text()) for i in range(len(seeds))
+        ]
     cmd = [
         DLX,
         "train",
@@ -238,6 +243,7 @@ def main() -> None:
     p.add_argument("--only", default="", help="comma-separated experiment names (prefixes)")
     p.add_argument("--out", default=str(ROOT / "outputs" / "reproduce"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "REPRODUCTION.md"))
+    p.add_argument("--reuse", action="store_true", help="keep finished sweeps in --out")
     args = p.parse_args()
 
     data_dir = Path(os.environ.get("DLX_DATA_DIR", "data")).resolve()
@@ -248,13 +254,15 @@ def main() -> None:
     done: dict[str, list[dict]] = {}
     rows = []
     for item in LISTINGS:
-        if wanted and not any(item.experiment.startswith(w) for w in wanted):
+        if wanted and not any(
+            item.experiment == w or item.experiment.startswith(w + "_") for w in wanted
+        ):
             continue
         n = args.lstm_seeds if (item.slow and args.lstm_seeds) else args.seeds
         seeds = [2017 + i for i in range(n)]
         if item.experiment not in done:
             extra = [f"dataset.root={cifar}"] if "cifar10" in item.experiment and cifar else []
-            done[item.experiment] = run(item.experiment, seeds, out, extra)
+            done[item.experiment] = run(item.experiment, seeds, out, extra, args.reuse)
         results = done[item.experiment]
         values = [r[item.metric] for r in results if item.metric in r]
         if values and isinstance(values[0], list):
