@@ -226,3 +226,19 @@ def test_freeze_really_freezes():
     opt.step()
     assert all(torch.equal(v, model.features.state_dict()[k]) for k, v in frozen.items())
     assert all(p.grad is None for p in model.features.parameters())
+
+
+def test_dbn_pretrains_one_layer_at_a_time_then_fine_tunes_all():
+    from dlx.models.rbm import DBN
+
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    spec = Spec((1, 8, 8), 10)
+    model = DBN(spec, layers=[16, 12], train_layer=1).train()
+    tasks.RBMTask().loss(model(x), y).backward()
+    assert model.rbms[0].weight.grad is None  # below the layer being trained: untouched
+    assert model.rbms[1].weight.grad is not None and model.head.weight.grad is not None
+    tuned = DBN(spec, layers=[16, 12], train_layer=None).train()
+    logits, gap = tuned(x)
+    assert float(gap) == 0.0
+    tasks.RBMTask().loss((logits, gap), y).backward()
+    assert all(r.weight.grad is not None for r in tuned.rbms)  # backprop through the stack
