@@ -242,3 +242,15 @@ def test_dbn_pretrains_one_layer_at_a_time_then_fine_tunes_all():
     assert float(gap) == 0.0
     tasks.RBMTask().loss((logits, gap), y).backward()
     assert all(r.weight.grad is not None for r in tuned.rbms)  # backprop through the stack
+
+
+def test_recurrent_keras_init():
+    model = RecurrentClassifier(IMDB, embed_dim=8, hidden=6)
+    assert model.embedding.weight.abs().max() <= 0.05
+    assert torch.count_nonzero(model.embedding.weight[0]) == 0  # padding row
+    w_hh = model.rnn.weight_hh_l0  # [4*6, 6]: orthogonal columns
+    assert torch.allclose(w_hh.t() @ w_hh, torch.eye(6), atol=1e-5)
+    assert torch.equal(model.rnn.bias_ih_l0[6:12], torch.ones(6))  # forget gate
+    assert torch.count_nonzero(model.rnn.bias_hh_l0) == 0
+    loop = RecurrentClassifier(IMDB, embed_dim=8, hidden=6, recurrent_dropout=0.2)
+    assert torch.equal(loop.rnn.bias_ih[6:12], torch.ones(6))

@@ -36,6 +36,7 @@ class RecurrentClassifier(nn.Module):
         embedding_dropout: float = 0.0,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        init: str = "keras",
     ) -> None:
         if spec.vocab_size is None:
             raise ConfigError(
@@ -44,6 +45,8 @@ class RecurrentClassifier(nn.Module):
             )
         if cell not in CELLS:
             raise ConfigError(f"model.cell={cell!r} must be lstm or gru")
+        if init not in ("keras", "torch"):
+            raise ConfigError(f"model.init={init!r} must be keras or torch")
         for name, p in (
             ("embedding_dropout", embedding_dropout),
             ("dropout", dropout),
@@ -65,6 +68,30 @@ class RecurrentClassifier(nn.Module):
         self.embedding_dropout = embedding_dropout
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        if init == "keras":
+            self._keras_init()
+
+    @torch.no_grad()
+    def _keras_init(self) -> None:
+        """Keras' defaults: embeddings U(-0.05, 0.05) (torch: N(0, 1), which saturates the
+        gates early), glorot-uniform input kernel, orthogonal recurrent kernel, zero biases
+        but 1 for the LSTM's forget gate (`unit_forget_bias`)."""
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        self.embedding.weight[0].zero_()
+        for name, p in self.rnn.named_parameters():
+            if name.startswith("weight_ih"):
+                nn.init.xavier_uniform_(p)
+            elif name.startswith("weight_hh"):
+                nn.init.orthogonal_(p)
+            else:
+                p.zero_()
+        if self.cell_type == "lstm":  # gates are stacked i, f, g, o: f is the second quarter
+            hidden = self.rnn.hidden_size
+            next(b for n, b in self.rnn.named_parameters() if n.startswith("bias_ih"))[
+                hidden : 2 * hidden
+            ] = 1.0
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embedding(ids)
