@@ -3,9 +3,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ from dlx.data.idx import read_idx
 from dlx.data.mnist import MNIST
 from dlx.errors import DataError
 from tests.conftest import make_mnist, write_idx
+from tests.data.formats import serve
 
 
 def test_reads_idx_gz_in_torchvision_layout(mnist_root, tmp_path):
@@ -135,17 +133,8 @@ def mirror(tmp_path, mnist_root):
     folder = tmp_path / "mirror"
     shutil.copytree(mnist_root / "MNIST" / "raw", folder)
     md5 = {p.stem: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.glob("*.gz")}
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", md5
-    server.shutdown()
-    server.server_close()
+    with serve(folder) as url:
+        yield url, md5
 
 
 def test_download_fetches_missing_files_and_checks_md5(tmp_path, mirror, monkeypatch):

@@ -89,25 +89,18 @@ class Denoising(Reconstruction):
         return noisy, x.reshape(x.shape[0], -1)
 
 
-class PerceptronRule(Task):
+class PerceptronRule(Binary):
     """Rosenblatt's rule as a loss: for each misclassified sample (s * f(x) <= 0, with
     s = +1/-1), loss -s * f(x), whose SGD step is w += lr * s * x; correct ones add nothing.
     With batch_size 1 and SGD this is the classic online perceptron (scikit-learn's too)."""
 
-    name = "perceptron"
-    metric_names = ("acc",)
-    monitor = "acc"
-    monitor_mode = "max"
+    name = "perceptron"  # accuracy as Binary's: the step output is score > 0
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         s = target.float() * 2 - 1
         margin = s * output.float().reshape(-1)
         wrong = (margin <= 0).float()  # a constant mask: the gradient is -s*x where wrong
         return (-margin * wrong).mean()
-
-    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        hit = (output.reshape(-1) > 0).long() == target
-        return hit.sum(dtype=torch.float32).reshape(1)
 
 
 class RBMTask(Classification):
