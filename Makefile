@@ -32,8 +32,9 @@ format: install
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
+# dlx vs a minimal loop, Keras 3 and scikit-learn on real MNIST (DLX_DATA_DIR) -> bench/RESULTS.md
 bench: install
-	$(BIN)/python bench/mlp_overhead.py $(ARGS)
+	$(BIN)/python bench/run.py $(ARGS)
 
 # Every book experiment on real data (DLX_DATA_DIR), SEEDS seeds each -> docs/REPRODUCTION.md
 SEEDS ?= 3

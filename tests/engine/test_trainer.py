@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -124,3 +126,31 @@ def test_cuda_requested_without_cuda_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="no CUDA device"):
         Trainer(accelerator="cuda")
+
+
+def _faults_per_step(steps: int = 30) -> float:
+    """Minor page faults per training step of a 784-784-10 MLP, batch 500 (MNIST-sized)."""
+    import resource
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2000, 1, 28, 28), generator=g, dtype=torch.uint8)
+    data = Data(Spec((1, 28, 28), 10), Split(x, torch.randint(0, 10, (2000,), generator=g)))
+    data.scale = 1 / 255
+    counts = []
+    for _ in range(2):  # the first fit grows the heap; the second shows the steady state
+        model = MLP(data.spec)
+        opt = torch.optim.Adam(model.parameters())
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        Trainer(max_epochs=8, batch_size=500, progress=False, limit_train_batches=4).fit(
+            model, opt, Classification(), data
+        )
+        counts.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 32)
+    return counts[-1]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc; ru_minflt")
+def test_steps_reuse_memory_instead_of_faulting_fresh_pages():
+    # Each step allocates ~5 MB (batch, activations, gradients). Without keep_freed_memory
+    # glibc hands much of it back and the next step faults it in again (hundreds of faults
+    # a step: 750 measured); with it the steady state reuses the heap (about 15).
+    assert _faults_per_step() < 150

@@ -30,7 +30,7 @@ from dlx.engine import faults
 from dlx.engine.callbacks import EarlyStopping, Monitor, mode_for
 from dlx.engine.checkpoint import load_checkpoint, load_model_state, rng_state, set_rng_state
 from dlx.engine.progress import make_bar
-from dlx.engine.runtime import autocast_for, resolve_device
+from dlx.engine.runtime import autocast_for, keep_freed_memory, process_age, resolve_device
 from dlx.engine.schedule import Schedule
 from dlx.engine.signals import StopRequest
 from dlx.engine.tasks import Task
@@ -137,6 +137,7 @@ class Trainer:
         self.seed = seed
         self.resume_hint = resume_hint
         self.state = LoopState()
+        self.startup_s: float | None = None  # process start -> end of the first step
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -176,6 +177,8 @@ class Trainer:
     ) -> dict[str, Any]:
         """Train for max_epochs, validating each epoch; test at the end. Returns metrics."""
         device = self.device
+        if device.type == "cpu":
+            keep_freed_memory()
         model.to(device)
         data = data.to(device)
         net = torch.compile(model) if self.compile else model
@@ -273,6 +276,8 @@ class Trainer:
                         if boundary:
                             self._optimizer_step(model, optimizer, scaler)
                             state.step += 1
+                            if state.step == 1:  # start-up cost, for metrics.json
+                                self.startup_s = process_age()
                             if scheduler is not None and schedule.interval == "step":
                                 scheduler.step()
                         state.batch = b + 1
@@ -359,6 +364,8 @@ class Trainer:
         metrics["epoch_time_s"] = [r["epoch_time_s"] for r in rows]
         samples = sum(r["samples_per_s"] * r["epoch_time_s"] for r in rows)
         metrics["train_samples_per_s"] = samples / max(sum(metrics["epoch_time_s"]), 1e-12)
+        if self.startup_s is not None:
+            metrics["startup_s"] = self.startup_s
         metrics["monitor"] = best.key
         metrics["best_epoch"] = best.best_epoch
         if stopper is not None and stopper.stopped_epoch:

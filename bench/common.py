@@ -1,0 +1,45 @@
+"""What every bench script shares: the two book models' settings and the MNIST arrays.
+
+The MLP is listing 6-9 (784 -> Dense(784, relu) -> 10, adam, batch 500); the CNN is 6-13
+(Conv(5, 3x3) relu x2 -> MaxPool 2 -> Dropout .25 -> Dense(128) relu -> Dropout .5 -> 10,
+adadelta lr 1 rho .95 eps 1e-7, batch 256). Every contender trains on the full 60,000
+MNIST training images, no validation, so an epoch is the same work everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Setup:
+    experiment: str  # dlx's config for the same model
+    batch_size: int
+    # analytic FLOPs of one training epoch (forward + backward), for GFLOP/s
+    epoch_gflop: float
+
+
+# MLP per sample: forward 2*(784*784 + 784*10), weight gradients the same again, the input
+# gradient of the second layer 2*784*10 (the first layer's is not needed).
+_MLP_FLOP = 2 * (784 * 784 + 784 * 10) * 2 + 2 * 784 * 10
+SETUPS = {
+    "mlp": Setup("book/6_9_mlp_mnist", 500, 60_000 * _MLP_FLOP / 1e9),
+    "cnn": Setup("book/6_13_cnn_mnist", 256, float("nan")),
+}
+
+
+def mnist_arrays(root: str) -> tuple[np.ndarray, np.ndarray]:
+    """The 60,000 training images as uint8 (N, 1, 28, 28) and labels (N,), read by dlx."""
+    from dlx.data.mnist import MNIST
+
+    train, _ = MNIST(root=root, download=False).read()
+    return train.x.numpy(), train.y.numpy()
+
+
+def report(epoch_times: list[float], **extra: object) -> None:
+    """The one line the orchestrator reads: JSON on the last line of stdout."""
+    sys.stdout.write(json.dumps({"epoch_time_s": epoch_times, **extra}) + "\n")

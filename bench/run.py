@@ -1,0 +1,297 @@
+"""`make bench`: dlx against a minimal PyTorch loop, Keras 3 and scikit-learn, side by side.
+
+For the book's MLP (6-9) and CNN (6-13) on MNIST, every contender does the same epochs
+(60,000 images, same batch and optimizer) in its own fresh process. Runs alternate
+(A B C ... A B C ...), each run's first epoch is a warm-up and is dropped, a run's value is
+the median of its other epochs, and ratios to the minimal loop are taken pair by pair
+(same repetition), then summarised by their median. Also measured: CLI start-up, data
+loading, and the MLP's achieved GFLOP/s against the machine's matmul peak.
+
+    DLX_DATA_DIR=../shared/data python bench/run.py            # everything, ~20 min here
+    python bench/run.py --only mlp --reps 5                    # one section
+
+Writes the tables to bench/RESULTS.md (or --out) and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BIN = Path(sys.executable).parent
+DLX = str(BIN / "dlx")
+PY = sys.executable
+sys.path.insert(0, str(HERE))
+from common import SETUPS  # noqa: E402
+
+
+def last_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        env={**os.environ, **(env or {})},
+    )
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed: {' | '.join(tail)}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def dlx_runner(model: str, root: str, epochs: int, *overrides: str) -> Callable[[], list[float]]:
+    """dlx as users run it: the CLI; its epoch times come from its own metrics.json."""
+
+    def run() -> list[float]:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [
+                DLX, "train", f"experiment={SETUPS[model].experiment}",
+                f"dataset.root={root}", "dataset.download=false", "dataset.val_split=0",
+                f"trainer.max_epochs={epochs}", "trainer.progress=false",
+                "trainer.checkpoint=false", f"hydra.run.dir={tmp}", *overrides,
+            ]  # fmt: skip
+            out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"dlx {' '.join(overrides)} failed: {out.stderr.strip()[-300:]}")
+            return json.loads(Path(tmp, "metrics.json").read_text())["epoch_time_s"]
+
+    return run
+
+
+def script_runner(script: str, *args: str) -> Callable[[], list[float]]:
+    return lambda: last_json([PY, str(HERE / script), *args])["epoch_time_s"]
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def contenders(model: str, root: str, epochs: int) -> dict[str, Callable[[], list[float]]]:
+    """label -> runner; the minimal loop is the reference."""
+    d = lambda *o: dlx_runner(model, root, epochs, *o)  # noqa: E731
+    common = ["--root", root, "--epochs", str(epochs)]
+    runs = {
+        "minimal loop (fp32 eager)": script_runner("minimal_loop.py", "--model", model, *common),
+        "dlx fp32 eager": d(),
+        "dlx bf16-mixed": d("trainer.precision=bf16-mixed"),
+        "dlx compile": d("trainer.compile=true"),
+        "dlx bf16-mixed + compile": d("trainer.precision=bf16-mixed", "trainer.compile=true"),
+    }
+    if model == "cnn":
+        runs["minimal loop channels_last"] = script_runner(
+            "minimal_loop.py", "--model", model, "--channels-last", *common
+        )
+        runs["dlx channels_last"] = d("model.channels_last=true")
+        runs["dlx bf16-mixed + channels_last"] = d(
+            "trainer.precision=bf16-mixed", "model.channels_last=true"
+        )
+    if have("keras"):
+        keras_args = ("--model", model, *common)
+        runs["Keras 3, torch backend"] = script_runner(
+            "keras_loop.py", "--backend", "torch", *keras_args
+        )
+        if have("jax"):
+            runs["Keras 3, JAX backend"] = script_runner(
+                "keras_loop.py", "--backend", "jax", *keras_args
+            )
+    if model == "mlp":
+        runs["scikit-learn MLPClassifier"] = script_runner("sklearn_mlp.py", *common)
+    return runs
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.3f} ({min(xs):.3f}–{max(xs):.3f})"
+
+
+def bench_model(model: str, root: str, reps: int, epochs: int) -> list[str]:
+    runs = contenders(model, root, epochs)
+    values: dict[str, list[float | None]] = {k: [] for k in runs}
+    errors: dict[str, str] = {}
+    for rep in range(reps):
+        for label, run in runs.items():
+            if label in errors:
+                values[label].append(None)
+                continue
+            try:
+                times = run()
+                values[label].append(statistics.median(times[1:] or times))
+            except (RuntimeError, ValueError, KeyError) as err:
+                errors[label] = str(err).splitlines()[0][:200]
+                values[label].append(None)
+            v = values[label][-1]
+            print(f"  {model} rep {rep + 1}/{reps}  {label:34s} {v if v is None else round(v, 3)}")
+    ref = values["minimal loop (fp32 eager)"]
+    s = SETUPS[model]
+    rows = [
+        f"### {model.upper()} ({s.experiment}, batch {s.batch_size}, 60,000 images/epoch)",
+        "",
+        "| contender | s/epoch, median (min–max) | ratio to the minimal loop, pair by pair |"
+        + (" GFLOP/s |" if model == "mlp" else ""),
+        "|---|---|---|" + ("---|" if model == "mlp" else ""),
+    ]
+    for label, vs in values.items():
+        ok = [v for v in vs if v is not None]
+        if not ok:
+            rows.append(
+                f"| {label} | failed: {errors.get(label, '?')} | – |"
+                + (" – |" if model == "mlp" else "")
+            )
+            continue
+        ratios = [v / r for v, r in zip(vs, ref, strict=True) if v is not None and r is not None]
+        cells = f"| {label} | {spread(ok)} | {spread(ratios) if ratios else '–'} |"
+        if model == "mlp":
+            cells += f" {s.epoch_gflop / statistics.median(ok):.0f} |"
+        rows.append(cells)
+    rows.append("")
+    return rows
+
+
+def timed(cmd: list[str], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_startup(n: int) -> list[str]:
+    helps = timed([DLX, "--help"], n)
+    imports = timed([PY, "-c", "import torch"], n)
+    dynamo = timed([PY, "-c", "import torch, torch._dynamo"], n)
+    firsts, walls = [], []
+    for _ in range(n):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            subprocess.run(
+                [DLX, "train", "trainer.max_epochs=1", f"hydra.run.dir={tmp}"],
+                check=True,
+                capture_output=True,
+            )
+            walls.append(time.perf_counter() - t0)
+            firsts.append(json.loads(Path(tmp, "metrics.json").read_text())["startup_s"])
+    return [
+        f"### Start-up (wall seconds, median (min–max) of {n} runs)",
+        "",
+        "| what | s |",
+        "|---|---|",
+        f"| `dlx --help` | {spread(helps)} |",
+        f"| `python -c 'import torch'` (reference) | {spread(imports)} |",
+        f"| `python -c 'import torch, torch._dynamo'` (as torch.optim does) | {spread(dynamo)} |",
+        f"| `dlx train`: process start to the end of its first step | {spread(firsts)} |",
+        f"| `dlx train` (digits MLP, 1 epoch): whole command | {spread(walls)} |",
+        "",
+    ]
+
+
+def bench_data(root: str) -> list[str]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from reproduce import cifar_root  # builds CIFAR-10 batches from the shared JPEG copy
+
+    cache = Path(os.environ.get("DLX_CACHE_DIR", Path.home() / ".cache" / "dlx"))
+    args = [PY, str(HERE / "data_load.py"), "--root", root]
+    cifar = cifar_root(Path(root), cache)
+    if cifar is not None:
+        args += ["--cifar-root", str(cifar)]
+    res = last_json(args)
+    rows = [
+        "### Data loading (dlx's loaders; the first load reads the files and writes the cache)",
+        "",
+        "| data set | train / test | first load s | cached load s |",
+        "|---|---|---|---|",
+    ]
+    for name, r in res.items():
+        sizes = f"{r['train']:,} / {r['test']:,}"
+        rows.append(f"| {name} | {sizes} | {r['first_s']:.2f} | {r['cached_s']:.2f} |")
+    return [*rows, ""]
+
+
+def bench_peak() -> tuple[list[str], dict]:
+    res = last_json([PY, str(HERE / "peak.py")])
+    return [
+        f"Matmul peak (torch.mm 2048x2048, best of 10, {res['threads']} threads): "
+        f"fp32 {res['fp32_gflops']:.0f} GFLOP/s, bf16 {res['bf16_gflops']:.0f} GFLOP/s. "
+        f"The MLP epoch is {SETUPS['mlp'].epoch_gflop:.0f} GFLOP (forward + backward).",
+        "",
+    ], res
+
+
+def machine() -> list[str]:
+    cpu = "?"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    versions = {}
+    for mod in ("torch", "sklearn", "keras", "jax", "dlx"):
+        if have(mod):
+            out = subprocess.run(
+                [PY, "-c", f"import {mod}; print({mod}.__version__)"],
+                capture_output=True,
+                text=True,
+            )
+            versions[mod] = out.stdout.strip() or "?"
+    return [
+        f"Measured {datetime.date.today()} on {platform.machine()} {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + ".",
+        "",
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", default=os.environ.get("DLX_DATA_DIR", "data"))
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3, help="per run; the first is a warm-up")
+    p.add_argument("--only", default="peak,mlp,cnn,startup,data", help="comma-separated sections")
+    p.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = p.parse_args()
+    if not Path(args.root, "MNIST", "raw").is_dir():
+        sys.exit(f"error: no MNIST under {args.root}/MNIST/raw; set DLX_DATA_DIR or --root")
+    root = str(Path(args.root).resolve())
+    only = args.only.split(",")
+    t0 = time.perf_counter()
+    lines = ["# dlx benchmark", "", *machine()]
+    cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
+    lines += [
+        f"Command: `DLX_DATA_DIR=... {cmd}` ({args.reps} repetitions, {args.epochs} epochs "
+        "a run, the first dropped).",
+        "",
+    ]
+    if "peak" in only:
+        peak, _ = bench_peak()
+        lines += peak
+    for model in ("mlp", "cnn"):
+        if model in only:
+            lines += bench_model(model, root, args.reps, args.epochs)
+    if "startup" in only:
+        lines += bench_startup(max(args.reps, 5))
+    if "data" in only:
+        lines += bench_data(root)
+    lines.append(f"Total bench time: {time.perf_counter() - t0:.0f} s.")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
