@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlx.config import check_run, register_configs
-from dlx.errors import ConfigError, reports_errors
+from dlx.errors import ConfigError, fail, reports_errors
 
 log = logging.getLogger("dlx")
 
@@ -148,18 +148,21 @@ def train_torch(
 @reports_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from dlx.sweep import objective, run_job
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     # What to type to continue this run after a preemption.
     kept = [o for o in hc.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
     hint = " ".join(["dlx train", *kept, f"hydra.run.dir={run_dir}", "trainer.resume=auto"])
-    metrics = run(cfg, run_dir, resume_hint=hint)
-    # The value a sweeper (Optuna) optimises: the task's monitored metric.
-    for key in ("val/acc", "test/acc", "val/loss", "test/loss"):
-        if key in metrics:
-            return float(metrics[key])
-    return None
+    if hc.mode == RunMode.MULTIRUN:
+        # One job of a sweep: a failure is recorded and the sweep goes on (a DlxError would
+        # otherwise end in SystemExit and take the whole multirun down with it). Returns the
+        # monitored metric, the value a sweeper (Optuna) optimises.
+        return run_job(cfg, hc, lambda: run(cfg, run_dir, resume_hint=hint))
+    return objective(run(cfg, run_dir, resume_hint=hint))[1]
 
 
 @reports_errors
@@ -187,11 +190,19 @@ def check_writable(path: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from dlx import sweep
+
     register_configs()
-    if not any(a.startswith("-") for a in argv):
+    reports_errors(sweep.check_plugins)(argv)
+    if not any(a.startswith("-") for a in argv) and not sweep.is_search(argv):
         # A plain run: compose once up front so a bad override is one line on stderr
-        # ("error: ..."), not Hydra's multi-line report. Sweeps (-m) and Hydra's own
-        # flags (--help, --cfg) go straight to Hydra, which reports for them.
+        # ("error: ..."), not Hydra's multi-line report. Sweeps (-m, hparams_search=) and
+        # Hydra's own flags (--help, --cfg) go straight to Hydra, which reports for them.
         _precheck(argv)
     sys.argv = ["dlx train", *argv]
-    _hydra_main()
+    try:
+        _hydra_main()
+    finally:
+        problem = sweep.finish()  # after a multirun: its summary, even if the sweeper gave up
+    if problem:
+        fail(problem, 1)  # exit 1 when a job failed; the summary is written by then
