@@ -25,6 +25,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -202,8 +203,9 @@ def spawn(
             p.start()
         for _, send in pipes:
             send.close()  # the workers hold the send ends; EOF here when one exits
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, forward)
+        if threading.current_thread() is threading.main_thread():  # not in a launcher thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, forward)
         failed = _join(procs, [r for r, _ in pipes], messages)
     finally:
         for sig, handler in previous.items():
