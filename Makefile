@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: install train test test-all lint format bench reproduce clean
+.PHONY: install train test test-all lint format bench reproduce gpu-check clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ bench: install
 SEEDS ?= 3
 reproduce: install
 	$(BIN)/python scripts/reproduce.py --seeds $(SEEDS) $(ARGS)
+
+# The accelerated path (bf16, torch.compile, on-device data) against fp32 eager on a CUDA GPU:
+# the book's MNIST/CIFAR-10 listings (DLX_DATA_DIR), a table; refuses without CUDA (exit 2).
+gpu-check: install
+	$(BIN)/python scripts/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -41,6 +41,9 @@ class TrainerConfig:
     resume: str | None = None
     gradient_clip_val: float | None = None  # clip the gradients' global L2 norm
     accumulate_grad_batches: int = 1
+    # Data-parallel processes (DDP): N > 1 spawns N workers inside this one run (NCCL on
+    # CUDA, one GPU each; gloo on CPU). batch_size stays the global batch.
+    devices: int = 1
 
 
 @dataclass
@@ -177,6 +180,7 @@ _POSITIVE_TRAINER_INTS = (
     "limit_eval_batches",
     "checkpoint_every_n_steps",
     "accumulate_grad_batches",
+    "devices",
 )
 
 
@@ -200,6 +204,12 @@ def check_trainer(options: Mapping[str, Any]) -> None:
     if accelerator not in ACCELERATORS:
         raise ConfigError(
             f"trainer.accelerator={accelerator!r} is not one of {', '.join(ACCELERATORS)}"
+        )
+    devices = options.get("devices") or 1
+    if devices > 1 and options.get("batch_size", 32) % devices:
+        raise ConfigError(
+            f"trainer.batch_size={options.get('batch_size', 32)} is the global batch and must "
+            f"divide evenly among trainer.devices={devices}; use a multiple of {devices}"
         )
     if options.get("monitor_mode") not in (None, "min", "max"):
         raise ConfigError(f"trainer.monitor_mode={options['monitor_mode']!r} must be min or max")

@@ -54,7 +54,7 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
             previous = None if stage_dir is None else stage_dir / "checkpoints" / "last.pt"
         metrics.update(result)  # the last stage's metrics also at the top level
     metrics["wall_time_s"] = time.perf_counter() - t0
-    if run_dir is not None:
+    if run_dir is not None and _is_main():
         write_json(metrics, run_dir / "metrics.json")
     summary = "  ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith(("test/acc", "test/loss"))
@@ -72,6 +72,14 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
     from dlx.targets import instantiate
 
     check_run(cfg)
+    if cfg.trainer.devices > 1 and not torch.distributed.is_initialized():
+        # trainer.devices=N: N worker processes each run this function in one process group,
+        # inside this Hydra job and its one run dir (engine/distributed.py).
+        from dlx.engine import distributed
+
+        return distributed.spawn(
+            run_one, (cfg, run_dir, resume_hint), cfg.trainer.devices, cfg.trainer.accelerator
+        )
     seed_everything(cfg.seed, deterministic=cfg.trainer.deterministic)
     data, name = None, "none"
     if cfg.get("dataset") is not None:
@@ -82,6 +90,11 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
         if data is None:
             raise ConfigError(f"model {type(model).__name__} needs a dataset (dataset=...)")
         return train_torch(cfg, model, data, name, run_dir, resume_hint)
+    if cfg.trainer.devices > 1 or torch.distributed.is_initialized():
+        raise ConfigError(
+            f"{type(model).__name__} is not a torch model: it runs in one process "
+            "(leave trainer.devices at 1, no torchrun)"
+        )
     if callable(getattr(model, "run", None)):  # a Runner: scikit-learn baselines, Q-learning
         return model.run(data=data, cfg=cfg, run_dir=run_dir)
     raise ConfigError(
@@ -154,6 +167,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    if _torchrun():  # rank 0: the other ranks use this run dir and create none
+        from dlx.engine.distributed import share_run_dir
+
+        share_run_dir(str(run_dir))
     # What to type to continue this run after a preemption.
     kept = [o for o in hc.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
     hint = " ".join(["dlx train", *kept, f"hydra.run.dir={run_dir}", "trainer.resume=auto"])
@@ -189,6 +206,38 @@ def check_writable(path: Path) -> None:
         )
 
 
+def _is_main() -> bool:
+    # Only rank 0 of a process group writes files; torch is imported by then.
+    dist = sys.modules.get("torch.distributed")
+    return dist is None or not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "MASTER_ADDR" in os.environ
+
+
+@reports_errors
+def _join_torchrun(argv: list[str]) -> int:
+    """Under torchrun: join the process group before Hydra starts; returns the rank."""
+    from dlx.compose import compose
+    from dlx.engine import distributed
+
+    if any(a in ("-m", "--multirun") for a in argv):
+        raise ConfigError("sweeps (-m) do not run under torchrun; use trainer.devices=N in them")
+    return distributed.init_torchrun(compose("train", argv).trainer.accelerator).rank
+
+
+@reports_errors
+def _follow(argv: list[str]) -> None:
+    """Ranks > 0 under torchrun: rank 0's run dir and the same config, without Hydra (so
+    no second run dir, .hydra/ or log file); the trainer writes nothing on these ranks."""
+    from dlx.compose import compose
+    from dlx.engine.distributed import share_run_dir
+
+    run_dir = Path(share_run_dir(None))
+    run(compose("train", argv), run_dir)
+
+
 def main(argv: list[str]) -> None:
     from dlx import sweep
 
@@ -199,6 +248,9 @@ def main(argv: list[str]) -> None:
         # ("error: ..."), not Hydra's multi-line report. Sweeps (-m, hparams_search=) and
         # Hydra's own flags (--help, --cfg) go straight to Hydra, which reports for them.
         _precheck(argv)
+    if _torchrun() and _join_torchrun(argv) > 0:
+        _follow(argv)
+        return
     sys.argv = ["dlx train", *argv]
     try:
         _hydra_main()

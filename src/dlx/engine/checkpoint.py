@@ -37,7 +37,12 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # One GPU per rank, all seeded alike: reading every GPU's state would open a
+            # CUDA context on each of them from every rank.
+            state["cuda_device"] = torch.cuda.get_rng_state()
+        else:
+            state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
@@ -48,6 +53,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_device" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_device"])  # onto this rank's current device
 
 
 def _tuples(value: Any) -> Any:

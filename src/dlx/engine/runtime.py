@@ -91,3 +91,12 @@ def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractCon
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_backends(device: torch.device, deterministic: bool) -> None:
+    """Per-device speed switches that do not change what is computed."""
+    if device.type == "cuda":
+        # cuDNN times its algorithms for each new shape and keeps the fastest: the shapes
+        # repeat every step here (fixed batch size), so the search pays off at once. Off
+        # under trainer.deterministic, where the chosen algorithm must not vary.
+        torch.backends.cudnn.benchmark = not deterministic

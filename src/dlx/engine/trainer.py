@@ -6,6 +6,11 @@ and read once per epoch, so the loop adds no host sync per step (the NaN guard r
 losses every `log_every_n_steps`). Everything needed to continue a run exactly — weights,
 optimizer, scheduler, scaler, the position in the epoch, the running sums, every RNG and the
 data order — goes into `checkpoints/last.pt`, so a killed run resumes bit for bit.
+
+Under DDP (engine/distributed.py) the same loop runs in every process: each takes a strided
+share of every batch, DistributedDataParallel all-reduces the gradients, the epoch's sums
+are added up in the read that already ends the epoch, and only rank 0 writes files. Every
+DDP-only step sits behind `world > 1`, so a single process runs the loop as before.
 """
 
 from __future__ import annotations
@@ -26,14 +31,21 @@ from torch import nn
 from dlx import __version__
 from dlx.config import check_trainer
 from dlx.data.base import Data, Split
-from dlx.engine import faults
+from dlx.engine import distributed, faults
 from dlx.engine.callbacks import EarlyStopping, Monitor, mode_for
 from dlx.engine.checkpoint import load_checkpoint, load_model_state, rng_state, set_rng_state
 from dlx.engine.progress import make_bar
-from dlx.engine.runtime import autocast_for, keep_freed_memory, process_age, resolve_device
+from dlx.engine.runtime import (
+    autocast_for,
+    configure_backends,
+    keep_freed_memory,
+    process_age,
+    resolve_device,
+)
 from dlx.engine.schedule import Schedule
 from dlx.engine.signals import StopRequest
 from dlx.engine.tasks import Task
+from dlx.engine.warmup import warm_up
 from dlx.errors import ConfigError, DlxError
 from dlx.io import atomic_save, atomic_write_text
 
@@ -107,6 +119,7 @@ class Trainer:
         resume: str | None = None,
         gradient_clip_val: float | None = None,
         accumulate_grad_batches: int = 1,
+        devices: int = 1,
         early_stopping: dict[str, Any] | None = None,
         run_dir: str | Path | None = None,
         seed: int = 0,
@@ -138,6 +151,36 @@ class Trainer:
         self.resume_hint = resume_hint
         self.state = LoopState()
         self.startup_s: float | None = None  # process start -> end of the first step
+        self.compile_time_s: float | None = None
+        self._agreed: distributed.AgreedStop | None = None
+        # DDP (dlx train trainer.devices=N, or torchrun): this process is one rank of a group.
+        self.dist = distributed.current()
+        self._join_group(devices)
+
+    def _join_group(self, devices: int) -> None:
+        world = self.dist.world
+        if world == 1:
+            if devices > 1:
+                raise ConfigError(
+                    f"trainer.devices={devices} starts its processes from `dlx train`; "
+                    "from Python, launch your script with torchrun instead"
+                )
+            return
+        if devices not in (1, world):
+            raise ConfigError(
+                f"trainer.devices={devices} but {world} processes were launched (torchrun); "
+                "leave trainer.devices at 1 under torchrun"
+            )
+        if self.batch_size % world:
+            raise ConfigError(
+                f"trainer.batch_size={self.batch_size} is the global batch and must divide "
+                f"evenly among {world} processes; use a multiple of {world}"
+            )
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        elif self.device.type != "cpu":
+            raise ConfigError(f"DDP runs on cuda (NCCL) or cpu (gloo), not {self.device.type}")
+        self.progress = self.progress and self.dist.main
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -179,18 +222,30 @@ class Trainer:
         device = self.device
         if device.type == "cpu":
             keep_freed_memory()
+        configure_backends(device, self.deterministic)
         model.to(device)
         data = data.to(device)
-        net = torch.compile(model) if self.compile else model
+        world, rank = self.dist.world, self.dist.rank
+        net = torch.compile(model) if self.compile else model  # evaluation runs this one
+        train_net = net
+        if world > 1:  # DDP all-reduces the gradients; compile wraps DDP (its graph breaks)
+            train_net = distributed.wrap(model, device)
+            if self.compile:
+                train_net = torch.compile(train_net)
         scaler = torch.amp.GradScaler(device.type) if self.precision == "16-mixed" else None
         # The data order has its own generator (on the CPU, so it is the same on any
         # device): a checkpoint stores it, and model init does not shift it.
         order = torch.Generator().manual_seed(self.seed)
-        train, scale, bs, acc = data.train, data.scale, self.batch_size, self.accumulate
+        train, scale, acc = data.train, data.scale, self.accumulate
         n = len(train)
-        steps = math.ceil(n / bs)
+        steps = math.ceil(n / self.batch_size)
+        last_b, last_weight = -1, 1.0
+        if world > 1:
+            steps, last_b, last_weight = self._shares(n, steps)
         if self.limit_train_batches:
             steps = min(steps, self.limit_train_batches)
+            last_b = -1 if steps * self.batch_size < n else last_b
+        bs = self.batch_size // world  # this rank's share of each (global) batch
         schedule = schedule or Schedule()
         scheduler = schedule.build(optimizer, math.ceil(steps / acc) * self.max_epochs)
         names = ("loss", *task.metric_names)
@@ -230,6 +285,8 @@ class Trainer:
                 state.step,
             )
 
+        if self.compile:
+            self.compile_time_s = self._warm_up(train_net, model, task, train, scale, n, steps, bs)
         bar = make_bar(self.progress, self.log_every_n_steps)
         # Everything built so far (Hydra, configs, modules, data) lives for the whole run:
         # freezing it keeps the garbage collector from rescanning it while the loop churns
@@ -237,6 +294,8 @@ class Trainer:
         gc.collect()
         gc.freeze()
         with StopRequest() as stop:
+            if world > 1:  # the ranks act on a signal together, see AgreedStop
+                stop = self._agreed = distributed.AgreedStop(stop)
             try:
                 faults.reach("start")
                 while state.epoch < self.max_epochs and not state.stopped_early:
@@ -247,7 +306,10 @@ class Trainer:
                         state.seen = 0
                     else:  # resuming mid-epoch: draw this epoch's permutation again
                         order.set_state(state.order_epoch_start)
-                    perm = torch.randperm(n, generator=order).to(device, non_blocking=True)
+                    perm = torch.randperm(n, generator=order)
+                    if world > 1:  # every world-th sample: a strided share of each batch
+                        perm = perm[rank::world].contiguous()
+                    perm = perm.to(device, non_blocking=True)
                     step_losses = torch.zeros(steps, device=device)  # for the NaN guard
                     checked = state.batch
                     sums = state.sums
@@ -259,9 +321,11 @@ class Trainer:
                         x = to_input(train.x.index_select(0, idx), scale)
                         x, target = task.prepare(x, train.y.index_select(0, idx))
                         with self.autocast:
-                            out = net(x)
+                            out = train_net(x)
                             loss = task.loss(out, target)
                         backward = loss / acc if acc > 1 else loss
+                        if b == last_b:  # DDP, a last batch split unevenly (see _shares)
+                            backward = backward * last_weight
                         if scaler is None:
                             backward.backward()
                         else:
@@ -297,7 +361,10 @@ class Trainer:
                         if stop.requested:
                             self._preempted(stop)
                     self._check_finite(step_losses, checked, steps, epoch, steps)
-                    stats = (sums / max(state.seen, 1)).tolist()  # the epoch's one host sync
+                    seen = state.seen
+                    if world > 1:  # every rank's sums, in the same read
+                        sums, seen = self.dist.sum_counted(sums, seen)
+                    stats = (sums / max(seen, 1)).tolist()  # the epoch's one host sync
                     elapsed = time.perf_counter() - t0
                     bar.end_epoch()
                     row: dict[str, float] = {"epoch": epoch}
@@ -305,7 +372,7 @@ class Trainer:
                     if data.val is not None:
                         row.update(self.evaluate(net, task, data.val, scale, prefix="val"))
                     row["epoch_time_s"] = elapsed
-                    row["samples_per_s"] = state.seen / elapsed
+                    row["samples_per_s"] = seen / elapsed
                     row["lr"] = optimizer.param_groups[0]["lr"]
                     state.rows.append(row)
                     state.epoch, state.batch = epoch, 0
@@ -366,11 +433,61 @@ class Trainer:
         metrics["train_samples_per_s"] = samples / max(sum(metrics["epoch_time_s"]), 1e-12)
         if self.startup_s is not None:
             metrics["startup_s"] = self.startup_s
+        if self.compile_time_s is not None:
+            metrics["compile_time_s"] = self.compile_time_s
         metrics["monitor"] = best.key
         metrics["best_epoch"] = best.best_epoch
         if stopper is not None and stopper.stopped_epoch:
             metrics["stopped_epoch"] = stopper.stopped_epoch
         return metrics
+
+    def _shares(self, n: int, steps: int) -> tuple[int, int, float]:
+        """DDP: (steps, index of an unevenly split last batch or -1, its loss weight).
+
+        Rank r takes samples r, r + world, ... of the epoch's permutation, batch_size/world
+        at a time: exactly the r-th strided share of each global batch, so the ranks
+        together see the single-process batches. DDP averages the ranks' gradients; when the
+        last batch does not divide evenly, each rank's mean loss is weighted by its share so
+        the average is still the mean over that batch. A last batch smaller than the world
+        would leave a rank with nothing to do: those few samples are dropped each epoch.
+        """
+        world, rank, big = self.dist.world, self.dist.rank, self.batch_size
+        tail = n % big
+        if 0 < tail < world:
+            log.warning(
+                "DDP: the last %d sample(s) of each epoch are fewer than the %d processes and "
+                "are skipped (train size %d, batch_size %d)",
+                tail,
+                world,
+                n,
+                big,
+            )
+            return steps - 1, -1, 1.0
+        if tail == 0 or tail % world == 0:
+            return steps, -1, 1.0
+        mine = len(range(rank, n, world)) - (steps - 1) * (big // world)
+        return steps, steps - 1, world * mine / tail
+
+    def _warm_up(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        task: Task,
+        train: Split,
+        scale: float | None,
+        n: int,
+        steps: int,
+        bs: int,
+    ) -> float:
+        """Compile for this rank's batch shapes before the timed epochs (see warmup.py)."""
+        mine = len(range(self.dist.rank, n, self.dist.world))
+        sizes = [bs, min(bs, mine - (steps - 1) * bs)]  # a full batch, then the last one
+        if self.dist.world == 1 and sizes[0] == sizes[1]:
+            sizes.pop()  # (under DDP every rank runs both: each backward is an all-reduce)
+        batches = [task.prepare(to_input(train.x[:k], scale), train.y[:k]) for k in sizes]
+        took = warm_up(net, model, task, batches, self.autocast)
+        log.info("compiled in %.1fs (warm-up outside the timed epochs)", took)
+        return took
 
     def _optimizer_step(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any
@@ -397,14 +514,17 @@ class Trainer:
         names = ("loss", *task.metric_names)
         sums = torch.zeros(len(names), device=self.device)
         n, ebs, seen = len(split), self.eval_batch_size, 0
-        batches = math.ceil(n / ebs)
         if self.limit_eval_batches:
-            batches = min(batches, self.limit_eval_batches)
-        for i in range(batches):
+            n = min(n, self.limit_eval_batches * ebs)
+        xs, ys = split.x, split.y
+        if self.dist.world > 1:  # DDP: each rank scores a contiguous share; sums added below
+            lo, hi = self.dist.share(n)
+            xs, ys, n = xs[lo:hi], ys[lo:hi], hi - lo
+        for i in range(math.ceil(n / ebs)):
             if faults.ENABLED:
                 faults.reach("eval")
-            x = to_input(split.x[i * ebs : (i + 1) * ebs], scale)
-            x, target = task.prepare(x, split.y[i * ebs : (i + 1) * ebs])
+            x = to_input(xs[i * ebs : min((i + 1) * ebs, n)], scale)
+            x, target = task.prepare(x, ys[i * ebs : min((i + 1) * ebs, n)])
             with self.autocast:
                 out = model(x)
                 loss = task.loss(out, target)
@@ -413,6 +533,8 @@ class Trainer:
             sums[1:] += task.metric_sums(out, target)
             seen += b
         model.train(was_training)
+        if self.dist.world > 1:
+            sums, seen = self.dist.sum_counted(sums, seen)
         values = (sums / max(seen, 1)).tolist()
         return {f"{prefix}/{k}": v for k, v in zip(names, values, strict=True)}
 
@@ -445,6 +567,14 @@ class Trainer:
 
     def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps: int) -> None:
         bad = (~torch.isfinite(losses[lo:hi])).nonzero()
+        # DDP: every rank stops if any rank's loss went bad (and learns of a stop request)
+        agreed = self._agreed
+        if agreed is not None and agreed.agree(bad.numel() > 0, self.device) and not len(bad):
+            raise Diverged(
+                f"the loss became non-finite on another process at epoch {epoch}, "
+                f"batches {lo + 1}-{hi}/{steps}; try a lower optimizer.lr or "
+                "trainer.gradient_clip_val"
+            )
         if bad.numel() == 0:
             return
         b = lo + int(bad[0])
@@ -459,7 +589,9 @@ class Trainer:
             f"stopped and {kept}; try a lower optimizer.lr or trainer.gradient_clip_val"
         )
 
-    def _preempted(self, stop: StopRequest) -> None:
+    def _preempted(self, stop: StopRequest | distributed.AgreedStop) -> None:
+        if self.dist.world > 1:  # no rank leaves before rank 0 has written the checkpoint
+            torch.distributed.barrier()
         path = self.checkpoint_path()
         saved = f"saved {path}" if path and self.checkpoint else "no checkpoint (checkpoint off)"
         hint = f"; resume with: {self.resume_hint}" if self.resume_hint and path else ""
@@ -482,6 +614,19 @@ class Trainer:
         if path is None or not self.checkpoint:
             return
         s = self.state
+        rng, sums, seen, ranks = rng_state(), s.sums, s.seen, None
+        if self.dist.world > 1:
+            # DDP: each rank's own loop state. Its running sums (mid-epoch), and its RNG: the
+            # ranks' streams part once their batch sizes differ (an uneven last batch draws
+            # fewer dropout masks), so a bit-exact resume restores each rank's own.
+            mine = {"rng": rng, "sums": None if not s.batch or sums is None else sums.cpu()}
+            ranks = [None] * self.dist.world
+            torch.distributed.all_gather_object(ranks, {**mine, "seen": s.seen})
+            if mine["sums"] is not None:  # the totals, for a resume on another world size
+                sums = sum(r["sums"] for r in ranks)
+                seen = sum(r["seen"] for r in ranks)
+        if not self.dist.main:
+            return
         opt = lambda k: None if parts[k] is None else parts[k].state_dict()  # noqa: E731
         ckpt = {
             "format": 1,
@@ -493,13 +638,14 @@ class Trainer:
             "step": s.step,
             "loop": {
                 "batch": s.batch,
-                "seen": s.seen,
-                "sums": None if s.batch == 0 or s.sums is None else s.sums.cpu(),
+                "seen": seen,
+                "sums": None if s.batch == 0 or sums is None else sums.cpu(),
                 "order": parts["order"].get_state(),
                 "order_epoch_start": s.order_epoch_start,
                 "stopped_early": s.stopped_early,
             },
-            "rng": rng_state(),
+            "rng": rng,
+            "ranks": ranks,
             "history": s.rows,
             "callbacks": {"best": parts["best"].state_dict(), "early_stopping": opt("stopper")},
             "early_stopping_best_model": es_best,
@@ -535,11 +681,21 @@ class Trainer:
         parts["best"].load_state_dict(ckpt["callbacks"]["best"])
         if parts["stopper"] is not None and ckpt["callbacks"]["early_stopping"] is not None:
             parts["stopper"].load_state_dict(ckpt["callbacks"]["early_stopping"])
-        set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("ranks")
+        if ranks is not None and len(ranks) == self.dist.world:  # DDP, same world: its own
+            own = ranks[self.dist.rank]
+            set_rng_state(own["rng"])
+            s.sums = None if own["sums"] is None else own["sums"].to(self.device)
+            s.seen = own["seen"]
+        else:
+            set_rng_state(ckpt["rng"])
+            if not self.dist.main and s.sums is not None:  # rank 0 carries the saved totals
+                s.sums.zero_()
+                s.seen = 0
         return ckpt.get("early_stopping_best_model")
 
     def _write_csv(self) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.main:
             atomic_write_text(history_csv(self.state.rows), self.run_dir / "metrics.csv")
 
 

@@ -1,0 +1,355 @@
+"""Data-parallel training: one process per device, gradients all-reduced by DDP, one run dir.
+
+Two ways in, both ending in the same Trainer loop:
+
+- `dlx train trainer.devices=N`: the Hydra job (one run dir) builds nothing itself; `spawn`
+  starts N worker processes that join one process group (NCCL on CUDA, gloo on CPU) and
+  each run the same `run_one(cfg, run_dir)`. Rank 0's log records travel back to the job's
+  handlers (console and train.log), rank 0's metrics come back as the job's result.
+- `torchrun --nproc_per_node=N -m dlx train ...`: torchrun starts N copies of the CLI. Each
+  joins the process group before Hydra runs (`init_torchrun`); rank 0 runs Hydra as usual
+  and broadcasts its run dir (`share_run_dir`); the other ranks compose the same config
+  without Hydra, so they create no run dir of their own and write no `.hydra/` or log file.
+
+Inside the loop (see trainer.py) `trainer.batch_size` is the global batch: each rank takes a
+strided share of every batch of the same permutation, so the union of the ranks' batches is
+exactly the single-process batch. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from dlx.errors import ConfigError, DlxError
+
+log = logging.getLogger("dlx")
+
+# After one worker fails, how long the others get to finish on their own (a preempted rank 0
+# may still be writing its checkpoint) before they are killed.
+GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the process group; `Dist()` is the single-process case."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum_counted(self, sums: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+        """(sums, count) added up over all ranks in one all-reduce (float64: counts stay exact)."""
+        packed = torch.cat([sums.double(), sums.new_tensor([count], dtype=torch.float64)])
+        dist.all_reduce(packed)
+        return packed[:-1].to(sums.dtype), int(packed[-1].item())
+
+    def share(self, n: int) -> tuple[int, int]:
+        """This rank's contiguous slice [lo, hi) of n items (evaluation shards)."""
+        per, extra = divmod(n, self.world)
+        lo = self.rank * per + min(self.rank, extra)
+        return lo, lo + per + (1 if self.rank < extra else 0)
+
+
+def current() -> Dist:
+    """The process group this process is in, or the single-process Dist()."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return Dist()
+    rank = dist.get_rank()
+    return Dist(rank, dist.get_world_size(), int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_main() -> bool:
+    """True outside a process group and on rank 0: the one process that writes files."""
+    return not initialized() or dist.get_rank() == 0
+
+
+def wants_cuda(accelerator: str) -> bool:
+    return accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def check_devices(devices: int, accelerator: str) -> str:
+    """The backend for `devices` processes on `accelerator`, or a ConfigError."""
+    if accelerator == "mps":
+        raise ConfigError("trainer.devices > 1 is not supported on mps; use cpu or cuda")
+    if wants_cuda(accelerator):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "trainer.accelerator=cuda but no CUDA device is visible; use auto or cpu"
+            )
+        have = torch.cuda.device_count()
+        if devices > have:
+            raise ConfigError(
+                f"trainer.devices={devices} but only {have} CUDA device(s) are visible; "
+                f"use trainer.devices<={have}, or trainer.accelerator=cpu for gloo processes"
+            )
+        return "nccl"
+    return "gloo"
+
+
+def set_threads(world_on_this_host: int) -> None:
+    """N workers on C cores: max(1, C // N) intra-op threads each, so they do not contend."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, (cores or 1) // world_on_this_host))
+
+
+class AgreedStop:
+    """A stop request all ranks act on together.
+
+    Each rank sees SIGTERM/Ctrl-C at its own step; acting on it alone would leave the others
+    waiting in an all-reduce. `requested` therefore changes only in `agree()`, which the
+    trainer calls where it already syncs with the host (the NaN check every
+    `log_every_n_steps` and at the end of each epoch), in the same all-reduce that also
+    agrees on whether any rank saw a non-finite loss.
+    """
+
+    def __init__(self, stop: Any) -> None:
+        self._stop = stop
+        self.requested = False
+
+    @property
+    def signum(self) -> int | None:
+        return self._stop.signum
+
+    @property
+    def name(self) -> str:
+        return self._stop.name or "a signal on another rank"
+
+    def agree(self, bad: bool, device: torch.device) -> bool:
+        """Returns whether any rank saw a bad loss; updates `requested` from every rank."""
+        flags = torch.tensor([float(bad), float(self._stop.requested)], device=device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        any_bad, any_stop = flags.tolist()
+        self.requested = any_stop > 0
+        return any_bad > 0
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel around `model` (rank 0's weights are broadcast to all)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+# -- dlx train trainer.devices=N --------------------------------------------------------------
+
+
+class _Relay(logging.Handler):
+    """Hands a worker's log record to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def spawn(
+    target: Callable[..., dict[str, Any]], args: tuple, devices: int, accelerator: str
+) -> dict[str, Any]:
+    """Run `target(*args)` in `devices` processes of one group; rank 0's result.
+
+    Workers run in their own process group, so a Ctrl-C at the terminal reaches only this
+    process, which forwards each SIGINT/SIGTERM once to every worker (a second one aborts
+    them, as in a single-process run). Workers die with this process (PR_SET_PDEATHSIG).
+    """
+    import multiprocessing as mp
+
+    backend = check_devices(devices, accelerator)
+    # The rendezvous store lives here, on a port the OS picks: no port to guess or collide.
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    ctx = mp.get_context("spawn")
+    pipes = [ctx.Pipe(duplex=False) for _ in range(devices)]  # (receive, send) per rank
+    logs = ctx.Queue()
+    listener = logging.handlers.QueueListener(logs, _Relay())
+    listener.start()
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(rank, devices, store.port, backend, target, args, pipes[rank][1], logs),
+            name=f"dlx-rank{rank}",
+        )
+        for rank in range(devices)
+    ]
+    previous: dict[int, Any] = {}
+
+    def forward(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signum)
+
+    log.info("trainer.devices=%d: %d %s worker processes", devices, devices, backend)
+    messages: dict[int, tuple] = {}
+    try:
+        for p in procs:
+            p.start()
+        for _, send in pipes:
+            send.close()  # the workers hold the send ends; EOF here when one exits
+        if threading.current_thread() is threading.main_thread():  # not in a launcher thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, forward)
+        failed = _join(procs, [r for r, _ in pipes], messages)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
+        listener.stop()
+    if failed is None and 0 in messages and messages[0][0] == "ok":
+        return messages[0][1]
+    errors = [m for _, m in sorted(messages.items()) if m[0] == "error"]
+    if errors:  # the lowest rank's message: rank 0's says what was saved
+        _, code, message = errors[0]
+        err = DlxError(message)
+        err.exit_code = code
+        raise err
+    rank, code = failed if failed is not None else (0, 1)
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    err = DlxError(f"trainer.devices={devices}: worker rank {rank} {how} (see its output above)")
+    err.exit_code = 1
+    raise err
+
+
+def _join(procs: list[Any], conns: list[Any], messages: dict[int, tuple]) -> tuple[int, int] | None:
+    """Wait for every worker, collecting the one message each sends; after the first
+    failure, give the rest GRACE_S to finish, then stop waiting (the caller kills them).
+    Returns (rank, exit code) of the first worker that failed, or None."""
+    import time
+
+    waiting: dict[Any, tuple[str, int]] = {p.sentinel: ("proc", r) for r, p in enumerate(procs)}
+    waiting.update({c: ("conn", r) for r, c in enumerate(conns)})
+    failed: tuple[int, int] | None = None
+    deadline = None
+    while any(kind == "proc" for kind, _ in waiting.values()):
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = multiprocessing.connection.wait(list(waiting), timeout=timeout)
+        if not ready:
+            break
+        for obj in ready:
+            kind, rank = waiting[obj]
+            if kind == "conn":
+                with contextlib.suppress(EOFError):  # exited without a word
+                    messages[rank] = obj.recv()
+                del waiting[obj]
+                obj.close()
+                continue
+            del waiting[obj]
+            procs[rank].join()
+            if procs[rank].exitcode != 0 and failed is None:
+                failed = (rank, procs[rank].exitcode)
+                deadline = time.monotonic() + GRACE_S
+    for obj, (kind, rank) in waiting.items():  # a message sent just before the exit
+        if kind == "conn" and obj.poll():
+            with contextlib.suppress(EOFError):
+                messages[rank] = obj.recv()
+    return failed
+
+
+def _die_with_parent() -> None:
+    # Linux: SIGKILL this worker when the launcher dies, so no orphan keeps training.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    backend: str,
+    target: Callable[..., dict[str, Any]],
+    args: tuple,
+    result: Any,
+    logs: Any,
+) -> None:
+    os.setpgid(0, 0)  # terminal signals go to the launcher only; it forwards them
+    _die_with_parent()
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.INFO)
+    if rank == 0:
+        root.addHandler(logging.handlers.QueueHandler(logs))
+    else:  # the other ranks only speak up for warnings and errors
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s"))
+        root.addHandler(handler)
+    set_threads(world)
+    code = 0
+    try:
+        store = dist.TCPStore("127.0.0.1", port, is_master=False)
+        if backend == "nccl":
+            torch.cuda.set_device(rank)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world)
+        metrics = target(*args)
+        result.send(("ok", metrics))
+    except DlxError as err:
+        result.send(("error", err.exit_code, str(err)))
+        code = err.exit_code
+    except KeyboardInterrupt:
+        result.send(("error", 130, "interrupted"))
+        code = 130
+    result.close()
+    if code == 0:
+        dist.destroy_process_group()
+        return
+    # Flush rank 0's last log records, then leave without the teardown that could wait on
+    # ranks that are gone.
+    logs.close()
+    logs.join_thread()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+# -- torchrun -----------------------------------------------------------------------------------
+
+_objects_group: Any = None  # a gloo group for the run-dir broadcast when the default is NCCL
+
+
+def init_torchrun(accelerator: str) -> Dist:
+    """Join the group torchrun set up (env://): NCCL on CUDA, gloo on CPU."""
+    global _objects_group
+    if initialized():
+        return current()
+    world = int(os.environ["WORLD_SIZE"])
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    backend = check_devices(local_world, accelerator)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    set_threads(local_world)
+    dist.init_process_group(backend, init_method="env://")
+    if backend != "gloo":
+        _objects_group = dist.new_group(backend="gloo")
+    return current()
+
+
+def share_run_dir(run_dir: str | None) -> str:
+    """Rank 0 sends its Hydra run dir; every rank returns it."""
+    box = [run_dir]
+    dist.broadcast_object_list(box, src=0, group=_objects_group)
+    return str(box[0])
