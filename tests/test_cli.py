@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -60,7 +61,9 @@ def test_bare_train_reaches_095_on_digits_from_any_folder(cli_env, tmp_path):
     run_dir = tmp_path / "run"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    t0 = time.perf_counter()
     out = run_dlx("train", f"hydra.run.dir={run_dir}", env=cli_env, cwd=elsewhere)
+    elapsed = time.perf_counter() - t0
     assert out.returncode == 0, out.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/acc"] >= 0.95
@@ -75,6 +78,8 @@ def test_bare_train_reaches_095_on_digits_from_any_folder(cli_env, tmp_path):
     ):
         assert key in metrics
     assert metrics["epochs"] == 20 and len(metrics["epoch_time_s"]) == 20
+    # process start to the end of the first step: imports, config and data, all included
+    assert 0 < metrics["startup_s"] < elapsed
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,train/loss,train/acc") and len(rows) == 21
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)

@@ -35,7 +35,7 @@ ARGS = [
     "trainer.progress=false",
 ]
 DDP = ["trainer.devices=2"]
-TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s")
+TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s", "startup_s", "compile_time_s")
 
 
 def metrics(run_dir: Path) -> dict:

@@ -26,7 +26,7 @@ ARGS = [
     "trainer.checkpoint_every_n_steps=7",
     "trainer.progress=false",
 ]
-TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s")
+TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s", "startup_s", "compile_time_s")
 
 
 def final_state(run_dir: Path) -> tuple[dict, dict]:
