@@ -111,6 +111,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         seed: int = 0,
         resume_hint: str = "",
+        logger: Any = None,
     ) -> None:
         check_trainer(locals())
         self.max_epochs = max_epochs
@@ -136,6 +137,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
         self.resume_hint = resume_hint
+        # dlx.loggers.Logger: gets the losses the NaN guard reads and each epoch's row
+        self.logger = logger
         self.state = LoopState()
 
     @property
@@ -226,6 +229,8 @@ class Trainer:
                 state.batch,
                 state.step,
             )
+        if self.logger is not None:
+            self.logger.start(state.step, state.epoch)
 
         bar = make_bar(self.progress, self.log_every_n_steps)
         # Everything built so far (Hydra, configs, modules, data) lives for the whole run:
@@ -303,6 +308,8 @@ class Trainer:
                     row["samples_per_s"] = state.seen / elapsed
                     row["lr"] = optimizer.param_groups[0]["lr"]
                     state.rows.append(row)
+                    if self.logger is not None:
+                        self.logger.log_epoch(row, state.step)
                     state.epoch, state.batch = epoch, 0
                     log.info(format_row(row, self.max_epochs))
                     if scheduler is not None and schedule.interval == "epoch":
@@ -437,10 +444,15 @@ class Trainer:
         )
 
     def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps: int) -> None:
-        bad = (~torch.isfinite(losses[lo:hi])).nonzero()
-        if bad.numel() == 0:
+        if hi <= lo:
             return
-        b = lo + int(bad[0])
+        values = losses[lo:hi].tolist()  # the guard's one host read of this window
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is None:
+            if self.logger is not None and values:  # the loggers reuse that read
+                self.logger.log_losses(self.state.step, epoch, values)
+            return
+        b = lo + bad
         last = self.checkpoint_path()
         kept = (
             f"the last good checkpoint is {last}"
@@ -448,7 +460,7 @@ class Trainer:
             else ("no checkpoint was written before it")
         )
         raise Diverged(
-            f"loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}/{steps}; training "
+            f"loss became {values[bad]} at epoch {epoch}, batch {b + 1}/{steps}; training "
             f"stopped and {kept}; try a lower optimizer.lr or trainer.gradient_clip_val"
         )
 
