@@ -66,7 +66,8 @@ def test_tracking_uri_from_the_environment(tmp_path, client_for, monkeypatch):
 
 def test_a_failing_run_is_marked_failed(tmp_path, client_for):
     cfg = compose("train", ["logger=mlflow", f"paths.output_dir={tmp_path / 'outputs'}"])
-    with pytest.raises(DlxError), Observer(cfg, tmp_path / "run"):
+    with pytest.raises(DlxError), Observer(cfg, tmp_path / "run") as observer:
+        observer.loggers.start(0, 0)  # training began (the trainer's first call)
         raise DlxError("something the user must fix")
     client, run_id = client_for(tmp_path / "run")
     assert client.get_run(run_id).info.status == "FAILED"
@@ -81,3 +82,17 @@ def test_missing_library_names_the_extra(monkeypatch):
         ConfigError, match=r"logger=mlflow needs mlflow.*pip install 'dlx\[mlflow\]'"
     ):
         check_run(cfg)
+
+
+def test_a_resumed_run_continues_its_mlflow_run_a_fresh_one_does_not(tmp_path, client_for):
+    common = ("dataset=digits", "trainer.limit_train_batches=3", "viz.enabled=false")
+    run_dir, _ = train(tmp_path, *common, "trainer.max_epochs=1", logger="mlflow")
+    client, first = client_for(run_dir)
+    train(tmp_path, *common, "trainer.max_epochs=2", "trainer.resume=auto", logger="mlflow")
+    client, second = client_for(run_dir)
+    assert second == first
+    assert sorted(m.step for m in client.get_metric_history(first, "train/loss")) == [1, 2]
+    assert client.get_run(first).info.status == "FINISHED"
+    # a fresh run into the same folder is a new MLflow run
+    train(tmp_path, *common, "trainer.max_epochs=1", logger="mlflow")
+    assert client_for(run_dir)[1] != first

@@ -6,7 +6,8 @@ MLFLOW_ALLOW_FILE_STORE=true, which dlx sets for its own default store only; poi
 MLFLOW_TRACKING_URI at a database or server to use those). Logged: the flattened config as
 params, each epoch's numbers at step = epoch, the final metrics, and as artifacts the
 figures (`plots/`) and `metrics.json`. The run id is kept in `<run dir>/mlflow_run.json`,
-so a resumed dlx run continues the same MLflow run. Uses MlflowClient, not mlflow's global
+so a resumed dlx run (trainer.resume) continues the same MLflow run; a fresh one starts a
+new MLflow run even in the same run dir. Uses MlflowClient, not mlflow's global
 "active run", so nothing leaks between stages or into user code.
 """
 
@@ -46,21 +47,35 @@ class MLflowLogger(Logger):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = uri
         self.client = MlflowClient(uri)
-        self.run_id = self._resumed_run()
+        self.config = config or {}
+        self.experiment_name = experiment_name
+        self.run_name = run_name or f"{self.run_dir.parent.name}/{self.run_dir.name}"
+        self.run_id: str | None = None
+        self.epoch = 0
+        self.logged: set[str] = set()
+
+    def start(self, step: int, epoch: int) -> None:
+        self._open(resuming=step > 0)
+
+    def _open(self, resuming: bool = False) -> str:
+        """The MLflow run: the saved one when training resumes, else a new one."""
+        if self.run_id is None and resuming:
+            self.run_id = self._resumed_run()
         if self.run_id is None:
-            experiment_id = self._experiment(experiment_name)
-            name = run_name or f"{self.run_dir.parent.name}/{self.run_dir.name}"
+            experiment_id = self._experiment(self.experiment_name)
             run = self.client.create_run(
-                experiment_id, run_name=name, tags={"dlx.run_dir": str(self.run_dir.resolve())}
+                experiment_id,
+                run_name=self.run_name,
+                tags={"dlx.run_dir": str(self.run_dir.resolve())},
             )
             self.run_id = run.info.run_id
             write_json(
-                {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": self.run_id},
+                {"tracking_uri": self.tracking_uri, "experiment_id": experiment_id,
+                 "run_id": self.run_id},
                 self.run_dir / RUN_FILE,
-            )
-            self._log_params(flatten(config or {}))
-        self.epoch = 0
-        self.logged: set[str] = set()
+            )  # fmt: skip
+            self._log_params(flatten(self.config))
+        return self.run_id
 
     def _resumed_run(self) -> str | None:
         import json
@@ -94,7 +109,7 @@ class MLflowLogger(Logger):
 
         items = [Param(k, str(v)[:_MAX_PARAM]) for k, v in params.items()]
         for i in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+            self.client.log_batch(self._open(), params=items[i : i + _BATCH])
 
     def _log_metrics(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -102,7 +117,7 @@ class MLflowLogger(Logger):
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, step) for k, v in values.items()]
         for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+            self.client.log_batch(self._open(), metrics=items[i : i + 1000])
 
     def log_epoch(self, row: dict[str, float], step: int) -> None:
         self.epoch = int(row.get("epoch", self.epoch + 1))
@@ -116,9 +131,11 @@ class MLflowLogger(Logger):
         # The last epoch's train/val values are logged already; add test/* and the rest.
         final = {k: v for k, v in scalars(metrics).items() if k not in self.logged}
         self._log_metrics(final, self.epoch)
-        self.client.log_dict(self.run_id, metrics, "metrics.json")
+        run_id = self._open()
+        self.client.log_dict(run_id, metrics, "metrics.json")
         for path in plots:
-            self.client.log_artifact(self.run_id, str(path), "plots")
+            self.client.log_artifact(run_id, str(path), "plots")
 
     def close(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
+        if self.run_id is not None:  # a run that failed before it started logs nothing
+            self.client.set_terminated(self.run_id, status)

@@ -51,8 +51,13 @@ class TensorBoardLogger(Logger):
         return self.writer
 
     def start(self, step: int, epoch: int) -> None:
-        # Resuming: events a killed run wrote after the checkpoint's step are dropped.
-        self._open(purge_step=step + 1 if step > 0 else None)
+        # Resuming: TensorBoard drops the events a killed run wrote after the checkpoint's
+        # step; a fresh run in a run dir that has events replaces them all.
+        if step > 0:
+            purge = step + 1
+        else:
+            purge = 0 if any(self.log_dir.glob("events.out.tfevents.*")) else None
+        self._open(purge_step=purge)
         self.step = step
 
     def log_losses(self, step: int, epoch: int, values: list[float]) -> None:

@@ -28,7 +28,7 @@ def confusion_matrix(run: Any) -> Any:
     side = min(4 + 0.35 * k, 12)
     fig = new_figure(side + 1, side, run.options["dpi"])
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(counts, cmap="Blues")
+    image = ax.imshow(counts, cmap="Blues", vmin=0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if k <= 20:
         top = counts.max() or 1

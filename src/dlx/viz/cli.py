@@ -85,9 +85,10 @@ def viz(argv: list[str]) -> list[Path]:
         paths, skipped = draw(view, args["figures"])
         written += paths
         where = folder / "plots"
-        print(f"dlx viz: {len(paths)} figures in {where}: {', '.join(p.stem for p in paths)}")
+        names = ", ".join(p.stem for p in paths)
+        print(f"dlx viz: {len(paths)} figure{'s' * (len(paths) != 1)} in {where}: {names}")
         if skipped:
-            print("  skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+            print("  not drawn: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
         if not paths:  # every run has some figure; none means its data or model is missing
             reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
             raise ConfigError(f"dlx viz: no figure drawn for {folder} ({reasons})")
