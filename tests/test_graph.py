@@ -12,6 +12,7 @@ from dlx.graph import layer_nodes, to_dot, write_graph
 from dlx.info import example_input
 from dlx.models.cnn import CNN
 from tests.conftest import run_dlx
+from tests.runs import png_size
 
 MNIST = Spec((1, 28, 28), 10)
 
@@ -44,9 +45,13 @@ def test_without_graphviz_the_dot_file_and_how_to_install(tmp_path, cli_env):
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
-def test_svg_with_graphviz(tmp_path):
+def test_svg_and_png_with_graphviz(tmp_path):
     path, note = write_graph(CNN(MNIST), example_input(MNIST), tmp_path / "m.svg", "CNN")
     assert note is None and path.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert "features.0 (Conv2d)" in path.read_text() and "92,288" in path.read_text()
+    path, _ = write_graph(CNN(MNIST), example_input(MNIST), tmp_path / "m.png", "CNN")
+    width, height = png_size(path)
+    assert height > 2 * width  # eleven layers stacked top to bottom
 
 
 def test_unknown_format_is_refused(tmp_path):

@@ -21,7 +21,7 @@ log = logging.getLogger("dlx")
 USAGE = """usage: dlx viz run_dir=<run dir> [figures=[a,b]] [ckpt=last|best|<path>] [overrides...]
 
 Redraw the figures of a finished `dlx train` run into <run dir>/plots/: those that apply to
-its task, model and data (the others are listed as skipped, with why). Overrides:
+its task, model and data (the others are listed as not drawn, with why). Overrides:
 dataset.<key>=<value> (e.g. dataset.root=<where the data is now>), viz.<key>=<value>
 (samples, feature_map_inputs, max_filters, dpi). A multirun's sweep dir gets
 plots/sweep.png: the monitored metric against each swept parameter.
