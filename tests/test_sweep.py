@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from dlx.io import write_json
 from dlx.sweep import STATUS_FILE, sweep_rows
 from tests.conftest import run_dlx
+from tests.runs import png_size
 
 SMOKE = ("dataset=digits", "trainer=smoke")
 
@@ -76,6 +77,8 @@ def test_basic_multirun_2x2_ranks_all_jobs(cli_env, tmp_path):
     for r in api:
         cfg = OmegaConf.load(Path(r["run_dir"]) / ".hydra" / "config.yaml")
         assert cfg.optimizer.lr == r["overrides"]["optimizer.lr"]
+    # the metric against each swept parameter: two panels of 5x4 inches at 100 dpi
+    assert png_size(sweep / "plots" / "sweep.png") == (1000, 400)
 
 
 def test_failing_job_is_recorded_and_the_sweep_goes_on(cli_env, tmp_path):

@@ -18,7 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dlx.evaluate",
         "evaluate a checkpoint: dlx eval ckpt=outputs/.../checkpoints/best.pt",
     ),
-    "info": ("dlx.info", "print a model summary (layers, shapes, parameters) without training"),
+    "viz": ("dlx.viz.cli", "redraw a run's figures: dlx viz run_dir=outputs/train/<date>/<time>"),
+    "info": (
+        "dlx.info",
+        "print a model summary without training (info.graph=true: draw it with graphviz)",
+    ),
     "data": (
         "dlx.prepare",
         "download or locate, prepare and cache a data set: dlx data dataset=imdb",

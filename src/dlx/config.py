@@ -155,6 +155,10 @@ class RunConfig:
     stages: Any = None
     # Reinforcement-learning environment (model=qlearning): env=maze | grid
     env: Any = None
+    # What a run shows: loggers, figures, console (dlx.observe checks them)
+    logger: Any = None
+    viz: Any = None
+    extras: Any = None
 
 
 SCHEMAS: dict[str, Any] = {
@@ -237,6 +241,9 @@ def check_run(cfg: Any) -> None:
         raise ConfigError(f"optimizer.lr={lr} must be > 0")
     if cfg.scheduler.interval not in ("epoch", "step"):
         raise ConfigError(f"scheduler.interval={cfg.scheduler.interval!r} must be epoch or step")
+    from dlx.observe import check_options
+
+    check_options(cfg)
 
 
 _registered = False

@@ -52,6 +52,10 @@ def atomic_write_text(text: str, path: Path) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    _atomic(path, lambda f: f.write(data))
+
+
 def write_json(obj: Any, path: Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2) + "\n", path)
 

@@ -200,7 +200,13 @@ class SweepSummary(Callback):
         sweep_id = uuid.uuid4().hex
         os.environ[SWEEP_ID_ENV] = sweep_id
         _active.clear()
-        _active.update(dir=Path(config.hydra.sweep.dir).absolute(), id=sweep_id, rows=None)
+        viz = config.get("viz") or {}
+        _active.update(
+            dir=Path(config.hydra.sweep.dir).absolute(),
+            id=sweep_id,
+            rows=None,
+            plot=bool(viz.get("enabled", True)),
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish()
@@ -217,6 +223,8 @@ def finish() -> str | None:
         return None
     if _active["rows"] is None:
         _active["rows"] = write_summary(_active["dir"], _active["id"])
+        if _active["plot"]:
+            _plot(_active["dir"], _active["rows"])
     rows = _active["rows"]
     bad = [r for r in rows if r["status"] != "done"]
     if not bad:
@@ -226,6 +234,20 @@ def finish() -> str | None:
         f"{len(bad)} of {len(rows)} jobs failed or did not finish{first}; "
         f"see {_active['dir'] / SUMMARY_CSV}"
     )
+
+
+def _plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """The monitored metric against each swept parameter, in <sweep dir>/plots/sweep.png."""
+    if not any(r["status"] == "done" for r in rows):
+        return
+    from dlx.viz.sweep import plot_sweep
+
+    try:
+        path = plot_sweep(sweep_dir, rows)
+    except DlxError as err:  # nothing to plot against (a single job, no overrides)
+        log.info("sweep plot skipped: %s", err)
+        return
+    log.info("sweep plot: %s", path)
 
 
 def _check_sweep_direction(config: DictConfig) -> None:

@@ -26,8 +26,11 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
     and its `overrides` merged in; `model.init_from: previous` starts a stage from the one
     before. Metrics come back prefixed by stage name.
     """
+    from dlx.console import extra, print_config_tree, print_final_table
     from dlx.io import write_json
 
+    if extra(cfg, "print_config"):
+        print_config_tree(cfg)
     t0 = time.perf_counter()
     stages = cfg.get("stages") or []
     if not stages:
@@ -60,6 +63,8 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
         f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith(("test/acc", "test/loss"))
     )
     log.info("done: %s  ->  %s", summary or "trained", run_dir or "(no run dir)")
+    if extra(cfg, "final_table"):
+        print_final_table(metrics, run_dir)
     return metrics
 
 
@@ -69,6 +74,7 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
 
     from dlx.engine.runtime import seed_everything
     from dlx.models import build_model
+    from dlx.observe import Observer
     from dlx.targets import instantiate
 
     check_run(cfg)
@@ -86,20 +92,26 @@ def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dic
         dataset = instantiate(cfg.dataset, "dataset")
         data, name = dataset.load(), dataset.name
     model = build_model(cfg.model, None if data is None else data.spec)
-    if isinstance(model, torch.nn.Module):
-        if data is None:
-            raise ConfigError(f"model {type(model).__name__} needs a dataset (dataset=...)")
-        return train_torch(cfg, model, data, name, run_dir, resume_hint)
-    if cfg.trainer.devices > 1 or torch.distributed.is_initialized():
-        raise ConfigError(
-            f"{type(model).__name__} is not a torch model: it runs in one process "
-            "(leave trainer.devices at 1, no torchrun)"
-        )
-    if callable(getattr(model, "run", None)):  # a Runner: scikit-learn baselines, Q-learning
-        return model.run(data=data, cfg=cfg, run_dir=run_dir)
-    raise ConfigError(
-        f"model._target_ built a {type(model).__name__}: neither a torch module nor a runner"
-    )
+    # Loggers, console and figures: the Observer closes the loggers however the run ends.
+    with Observer(cfg, run_dir) as observer:
+        if isinstance(model, torch.nn.Module):
+            if data is None:
+                raise ConfigError(f"model {type(model).__name__} needs a dataset (dataset=...)")
+            metrics = train_torch(cfg, model, data, name, run_dir, resume_hint, observer)
+        elif cfg.trainer.devices > 1 or torch.distributed.is_initialized():
+            raise ConfigError(
+                f"{type(model).__name__} is not a torch model: it runs in one process "
+                "(leave trainer.devices at 1, no torchrun)"
+            )
+        elif callable(getattr(model, "run", None)):  # a Runner: scikit-learn, Q-learning
+            metrics = model.run(data=data, cfg=cfg, run_dir=run_dir)
+        else:
+            raise ConfigError(
+                f"model._target_ built a {type(model).__name__}: neither a torch module nor a "
+                "runner"
+            )
+        observer.finish(metrics, model=model, data=data)
+    return metrics
 
 
 def train_torch(
@@ -109,6 +121,7 @@ def train_torch(
     dataset_name: str,
     run_dir: Path | None,
     resume_hint: str,
+    observer: Any = None,
 ) -> dict[str, Any]:
     from dlx.engine.schedule import Schedule
     from dlx.engine.trainer import Trainer
@@ -121,6 +134,7 @@ def train_torch(
         run_dir=run_dir,
         seed=cfg.seed,
         resume_hint=resume_hint,
+        logger=(observer.loggers or None) if observer is not None else None,
     )
     if cfg.model.get("init_from"):
         init_from(model, cfg.model.init_from)
@@ -146,6 +160,8 @@ def train_torch(
         trainer.device,
         trainer.precision,
     )
+    if observer is not None:
+        observer.start(model, data, dataset_name)
     config = OmegaConf.to_container(cfg, resolve=True)
     return trainer.fit(
         model,

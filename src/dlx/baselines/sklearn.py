@@ -173,8 +173,9 @@ class SklearnBaseline:
             with logged_warnings() as caught:
                 fitted = estimator.fit(x_train, y_train)
             fit_time = time.perf_counter() - t0
-            for name, (x, y) in splits.items():
-                metrics[f"{name}/acc"] = float(np.mean(fitted.predict(x) == y))
+            predicted = {name: fitted.predict(x) for name, (x, _) in splits.items()}
+            for name, (_, y) in splits.items():
+                metrics[f"{name}/acc"] = float(np.mean(predicted[name] == y))
         self.fitted = fitted
         metrics["num_params"] = count_params(fitted)
         epochs = n_iter(fitted)
@@ -186,6 +187,9 @@ class SklearnBaseline:
             from dlx.io import save_npz
 
             save_npz(learned_arrays(fitted), Path(run_dir) / "model.npz")
+            # Each split's predicted labels: the figures (confusion matrix, sample grid) and
+            # `dlx viz` read them, as no fitted estimator is pickled.
+            save_npz(predicted, Path(run_dir) / "predictions.npz")
         log.info(
             "dlx train: %s on %d samples, %d params, fit in %.1f s",
             describe(fitted),

@@ -124,6 +124,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         seed: int = 0,
         resume_hint: str = "",
+        logger: Any = None,
     ) -> None:
         check_trainer(locals())
         self.max_epochs = max_epochs
@@ -149,6 +150,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seed = seed
         self.resume_hint = resume_hint
+        # dlx.loggers.Logger: gets the losses the NaN guard reads and each epoch's row
+        self.logger = logger
         self.state = LoopState()
         self.startup_s: float | None = None  # process start -> end of the first step
         self.compile_time_s: float | None = None
@@ -284,6 +287,8 @@ class Trainer:
                 state.batch,
                 state.step,
             )
+        if self.logger is not None:
+            self.logger.start(state.step, state.epoch)
 
         if self.compile:
             self.compile_time_s = self._warm_up(train_net, model, task, train, scale, n, steps, bs)
@@ -375,6 +380,8 @@ class Trainer:
                     row["samples_per_s"] = seen / elapsed
                     row["lr"] = optimizer.param_groups[0]["lr"]
                     state.rows.append(row)
+                    if self.logger is not None:
+                        self.logger.log_epoch(row, state.step)
                     state.epoch, state.batch = epoch, 0
                     log.info(format_row(row, self.max_epochs))
                     if scheduler is not None and schedule.interval == "epoch":
@@ -566,18 +573,23 @@ class Trainer:
         )
 
     def _check_finite(self, losses: torch.Tensor, lo: int, hi: int, epoch: int, steps: int) -> None:
-        bad = (~torch.isfinite(losses[lo:hi])).nonzero()
+        if hi <= lo:
+            return
+        values = losses[lo:hi].tolist()  # the guard's one host read of this window
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
         # DDP: every rank stops if any rank's loss went bad (and learns of a stop request)
         agreed = self._agreed
-        if agreed is not None and agreed.agree(bad.numel() > 0, self.device) and not len(bad):
+        if agreed is not None and agreed.agree(bad is not None, self.device) and bad is None:
             raise Diverged(
                 f"the loss became non-finite on another process at epoch {epoch}, "
                 f"batches {lo + 1}-{hi}/{steps}; try a lower optimizer.lr or "
                 "trainer.gradient_clip_val"
             )
-        if bad.numel() == 0:
+        if bad is None:
+            if self.logger is not None and values:  # the loggers reuse that read
+                self.logger.log_losses(self.state.step, epoch, values)
             return
-        b = lo + int(bad[0])
+        b = lo + bad
         last = self.checkpoint_path()
         kept = (
             f"the last good checkpoint is {last}"
@@ -585,7 +597,7 @@ class Trainer:
             else ("no checkpoint was written before it")
         )
         raise Diverged(
-            f"loss became {losses[b].item()} at epoch {epoch}, batch {b + 1}/{steps}; training "
+            f"loss became {values[bad]} at epoch {epoch}, batch {b + 1}/{steps}; training "
             f"stopped and {kept}; try a lower optimizer.lr or trainer.gradient_clip_val"
         )
 

@@ -1,0 +1,43 @@
+"""The console at the start and end of `dlx train`: config tree, model summary, final table.
+
+Off by default when stdout is not a terminal (auto); extras.*=true forces them."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlx.compose import compose
+from dlx.config import check_run
+from dlx.errors import ConfigError
+from tests.runs import train
+
+SMOKE = ("dataset=digits", "trainer=smoke", "viz.enabled=false")
+
+
+def test_tree_summary_and_final_table_when_asked(tmp_path, capsys):
+    run_dir, _ = train(
+        tmp_path,
+        *SMOKE,
+        "extras.print_config=true",
+        "extras.model_summary=true",
+        "extras.final_table=true",
+    )
+    out = capsys.readouterr().out
+    tree, rest = out.split("Layer (type)", 1)
+    assert tree.lstrip().startswith("config") and "dataset" in tree and "optimizer" in tree
+    assert "_target_: dlx.models.mlp.MLP" in tree
+    assert "Total params: 58,810" in rest  # the summary dlx info prints
+    table = rest.split("final metrics", 1)[1]
+    assert "test/acc" in table and "num_params" in table
+    assert f"run dir: {run_dir}" in table
+
+
+def test_nothing_extra_when_not_a_terminal(tmp_path, capsys):
+    train(tmp_path, *SMOKE)  # extras.*: auto, and pytest's stdout is not a terminal
+    out = capsys.readouterr().out
+    assert "Layer (type)" not in out and "final metrics" not in out and "config" not in out
+
+
+def test_bad_extras_value_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"extras.final_table='sometimes' must be true, false"):
+        check_run(compose("train", ["extras.final_table=sometimes"]))

@@ -1,0 +1,60 @@
+"""A multirun's monitored metric against each swept parameter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dlx.errors import ConfigError
+from dlx.viz.sweep import plot_sweep, sweep_rows
+from tests.runs import pixels, png_size
+
+
+def test_plot_sweep_from_rows_a_callback_collected(tmp_path):
+    rows = [
+        {"overrides": {"optimizer.lr": "0.001", "model": "mlp"}, "value": 0.91, "status": "done"},
+        {"overrides": {"optimizer.lr": "0.01", "model": "mlp"}, "value": 0.95, "status": "done"},
+        {"overrides": {"optimizer.lr": "0.1", "model": "cnn"}, "value": 0.42, "status": "done"},
+        # Hydra's list form, and a failed job
+        {"overrides": ["optimizer.lr=1.0", "model=cnn"], "value": None, "status": "failed"},
+    ]
+    path = plot_sweep(tmp_path, rows, metric="val/acc")
+    assert path == tmp_path / "plots" / "sweep.png"
+    assert png_size(path) == (1000, 400)  # two swept parameters: two panels
+    image = pixels(path).astype(int)
+    assert ((image[..., 0] > 200) & (image[..., 1] < 50) & (image[..., 2] < 50)).any()  # failed
+
+
+def test_nothing_to_plot_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="no jobs"):
+        plot_sweep(tmp_path, [])
+
+
+def make_job(sweep, num, overrides, metrics=None, status=None):
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    if status is not None:
+        (job / "job_status.json").write_text(json.dumps(status))
+
+
+def test_rows_from_the_job_folders_of_a_multirun(tmp_path):
+    make_job(tmp_path, 0, ["optimizer.lr=0.001"], {"monitor": "train/acc", "train/acc": 0.8})
+    make_job(tmp_path, 1, ["optimizer.lr=0.01"], {"monitor": "train/acc", "train/acc": 0.9})
+    make_job(tmp_path, 2, ["optimizer.lr=10"])  # died before metrics.json
+    make_job(
+        tmp_path,
+        10,
+        ["optimizer.lr=0.1"],
+        status={"overrides": ["optimizer.lr=0.1"], "status": "done", "monitor": "train/acc",
+                "value": 0.7},
+    )  # fmt: skip
+    rows = sweep_rows(tmp_path)
+    assert [r["value"] for r in rows] == [0.8, 0.9, None, 0.7]  # job order 0, 1, 2, 10
+    assert [r["status"] for r in rows] == ["done", "done", "failed", "done"]
+    assert rows[0]["monitor"] == "train/acc"
+    assert png_size(plot_sweep(tmp_path, rows)) == (500, 400)
