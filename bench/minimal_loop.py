@@ -41,9 +41,18 @@ def main() -> None:
     p.add_argument("--model", choices=sorted(SETUPS), default="mlp")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="the glibc setting dlx's trainer makes (dlx.engine.runtime.keep_freed_memory)",
+    )
     p.add_argument("--seed", type=int, default=2017)
     args = p.parse_args()
 
+    if args.keep_freed_memory:
+        from dlx.engine.runtime import keep_freed_memory
+
+        keep_freed_memory()
     torch.manual_seed(args.seed)
     xs, ys = mnist_arrays(args.root)
     x = torch.from_numpy(xs).float().div_(255)
