@@ -49,7 +49,10 @@ def draw(view: Any, names: list[str] | None = None) -> tuple[list[Path], dict[st
             view.run_dir / PLOTS,
         )
     if skipped:
-        log.info("figures not drawn: %s", "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+        # Asked for by name: say why each was not drawn. Otherwise most of the registry does
+        # not apply to any one run, and listing it every time is noise (debug level).
+        level = logging.INFO if names else logging.DEBUG
+        log.log(level, "figures not drawn: %s", "; ".join(f"{k} ({v})" for k, v in skipped.items()))
     return written, skipped
 
 
