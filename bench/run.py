@@ -256,6 +256,8 @@ def machine() -> list[str]:
                 [PY, "-c", f"import {mod}; print({mod}.__version__)"],
                 capture_output=True,
                 text=True,
+                # Keras 3 defaults to TensorFlow, which the bench does not use
+                env={**os.environ, "KERAS_BACKEND": "torch"},
             )
             versions[mod] = out.stdout.strip() or "?"
     return [

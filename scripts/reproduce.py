@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DLX = str(Path(sys.executable).parent / "dlx")
+NOTES = "## Notes"  # REPRODUCTION.md keeps everything from this heading on
 
 
 @dataclass
@@ -301,7 +302,11 @@ def main() -> None:
     ]
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text("\n".join(header + rows) + "\n")
+    # Hand-written notes (evidence, where a listing falls short) survive a regeneration.
+    notes = ""
+    if doc.is_file() and NOTES in doc.read_text():
+        notes = "\n" + NOTES + doc.read_text().split(NOTES, 1)[1]
+    doc.write_text("\n".join(header + rows) + "\n" + notes)
     print(doc.read_text())
 
 
