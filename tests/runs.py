@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from dlx.compose import compose
 from dlx.train import run
+
+# metrics.json keys that are timings: they differ between otherwise identical runs
+TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s", "startup_s", "compile_time_s")
+
+
+def sigterm_during_training(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """Start `cmd`, send SIGTERM once its second epoch is under way; (exit code, stderr,
+    seconds from the signal to the exit)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith("epoch 2/"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    return proc.returncode, err, took
 
 
 def train(

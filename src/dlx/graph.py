@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlx.errors import ConfigError
 from dlx.io import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from dlx.summary import LayerRow
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL = (
@@ -26,59 +28,12 @@ INSTALL = (
 )
 
 
-@dataclass
-class Node:
-    name: str
-    kind: str
-    input_shape: str
-    output_shape: str
-    params: int
+def layer_nodes(model: Any, example: Any) -> list[LayerRow]:
+    """Each leaf module (or module with its own parameters) in call order, with shapes:
+    the rows of the model summary, which also record each layer's input shape."""
+    from dlx.summary import summarize
 
-
-def _shape(value: Any) -> str:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return str(("None", *value.shape[1:])).replace("'None'", "None")
-    if isinstance(value, (tuple, list)) and value:
-        return _shape(value[0])
-    return "?"
-
-
-def layer_nodes(model: Any, example: Any) -> list[Node]:
-    """Each leaf module (or module with its own parameters) in call order, with shapes."""
-    import torch
-
-    nodes: list[Node] = []
-    hooks = []
-    for name, module in model.named_modules():
-        own = list(module.parameters(recurse=False))
-        if next(module.children(), None) is not None and not own:
-            continue
-
-        def hook(mod: Any, inputs: Any, out: Any, name: str = name) -> None:
-            params = sum(p.numel() for p in mod.parameters(recurse=False))
-            nodes.append(
-                Node(
-                    name or type(mod).__name__,
-                    type(mod).__name__,
-                    _shape(inputs),
-                    _shape(out),
-                    params,
-                )
-            )
-
-        hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return nodes
+    return summarize(model, example)
 
 
 def _escape(text: str) -> str:
@@ -93,7 +48,7 @@ def _escape(text: str) -> str:
     )
 
 
-def to_dot(nodes: list[Node], title: str, input_shape: str) -> str:
+def to_dot(nodes: list[LayerRow], title: str, input_shape: str) -> str:
     lines = [
         "digraph model {",
         f'  graph [rankdir=TB, label="{_escape(title)}", labelloc=t, fontname="Helvetica"];',
@@ -121,7 +76,9 @@ def write_graph(model: Any, example: Any, path: Path, title: str) -> tuple[Path,
         raise ConfigError(
             f"info.graph_file={path}: the extension must be one of {', '.join(FORMATS)}"
         )
-    dot_text = to_dot(layer_nodes(model, example), title, _shape(example))
+    from dlx.summary import shape_of
+
+    dot_text = to_dot(layer_nodes(model, example), title, shape_of(example))
     if fmt == "dot":
         atomic_write_text(dot_text, path)
         return path, None

@@ -14,18 +14,20 @@ class LayerRow:
     kind: str
     output_shape: str
     params: int
+    input_shape: str = "?"  # for the model graph (dlx info info.graph=true)
 
 
-def _shape(out: object) -> str:
-    if isinstance(out, torch.Tensor):
-        return str(("None", *out.shape[1:])).replace("'None'", "None")
-    if isinstance(out, (tuple, list)) and out:
-        return _shape(out[0])
+def shape_of(value: object) -> str:
+    """Keras' way of writing a batch's shape: (None, ...) for the first tensor found."""
+    if isinstance(value, torch.Tensor):
+        return str(("None", *value.shape[1:])).replace("'None'", "None")
+    if isinstance(value, (tuple, list)) and value:
+        return shape_of(value[0])
     return "?"
 
 
 def summarize(model: nn.Module, example: torch.Tensor) -> list[LayerRow]:
-    """Run one forward pass on `example` and record each leaf module's output."""
+    """Run one forward pass on `example` and record each leaf module's input and output."""
     rows: list[LayerRow] = []
     hooks = []
     for name, module in model.named_modules():
@@ -35,11 +37,10 @@ def summarize(model: nn.Module, example: torch.Tensor) -> list[LayerRow]:
         ):
             continue  # containers: their children are listed instead
 
-        def hook(mod: nn.Module, _inp: object, out: object, name: str = name) -> None:
+        def hook(mod: nn.Module, inp: object, out: object, name: str = name) -> None:
             params = sum(p.numel() for p in mod.parameters(recurse=False))
-            rows.append(
-                LayerRow(name or type(mod).__name__, type(mod).__name__, _shape(out), params)
-            )
+            kind = type(mod).__name__
+            rows.append(LayerRow(name or kind, kind, shape_of(out), params, shape_of(inp)))
 
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training

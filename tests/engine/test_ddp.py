@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from dlx.engine.trainer import Trainer
 from dlx.errors import ConfigError
 from dlx.train import run as train_in_process
 from tests.conftest import BIN, DLX, run_dlx
+from tests.runs import TIMING, sigterm_during_training
 
 # Digits (1,437 train): 23 batches of 64, the last of 29 split 15/14 between the ranks.
 ARGS = [
@@ -35,7 +35,6 @@ ARGS = [
     "trainer.progress=false",
 ]
 DDP = ["trainer.devices=2"]
-TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s", "startup_s", "compile_time_s")
 
 
 def metrics(run_dir: Path) -> dict:
@@ -200,25 +199,11 @@ def test_ddp_resume_continues_to_more_epochs(ddp_reference, tmp_path, cli_env):
 def test_sigterm_stops_all_ranks_with_one_checkpoint(tmp_path, cli_env):
     run_dir = tmp_path / "run"
     args = [*DDP, "trainer.accelerator=cpu", "trainer.batch_size=8", "trainer.progress=false"]
-    proc = subprocess.Popen(
+    code, err, took = sigterm_during_training(
         [DLX, "train", *args, "trainer.max_epochs=100000", f"hydra.run.dir={run_dir}"],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        cli_env,
     )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("epoch 2/"):
-                break
-        proc.send_signal(signal.SIGTERM)  # to the launcher: it forwards to the workers
-        t0 = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - t0
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert code == 128 + signal.SIGTERM
     assert took < 15
     assert err.startswith("error: stopped by SIGTERM") and err.count("\n") == 1
     assert "trainer.devices=2" in err and "trainer.resume=auto" in err

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import DLX, run_dlx
+from tests.runs import TIMING, sigterm_during_training
 
 # Digits, 3 epochs of 18 batches, dropout (so the torch RNG matters), a validation split, a
 # mid-epoch checkpoint every 7 optimizer steps, deterministic algorithms.
@@ -26,7 +25,6 @@ ARGS = [
     "trainer.checkpoint_every_n_steps=7",
     "trainer.progress=false",
 ]
-TIMING = ("wall_time_s", "epoch_time_s", "train_samples_per_s", "startup_s", "compile_time_s")
 
 
 def final_state(run_dir: Path) -> tuple[dict, dict]:
@@ -77,7 +75,7 @@ def test_sigkill_then_resume_is_bit_identical(fault, reference, tmp_path, cli_en
 
 def test_sigterm_saves_a_resumable_checkpoint_within_a_step(tmp_path, cli_env):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
+    code, err, took = sigterm_during_training(
         [
             DLX,
             "train",
@@ -86,23 +84,9 @@ def test_sigterm_saves_a_resumable_checkpoint_within_a_step(tmp_path, cli_env):
             "trainer.progress=false",
             f"hydra.run.dir={run_dir}",
         ],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        cli_env,
     )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # wait until training is under way
-            if line.startswith("epoch 2/"):
-                break
-        proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - t0
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert code == 128 + signal.SIGTERM
     assert took < 10
     assert err.startswith("error: stopped by SIGTERM") and err.count("\n") == 1
     assert "trainer.resume=auto" in err and f"hydra.run.dir={run_dir}" in err
