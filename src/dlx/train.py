@@ -123,11 +123,13 @@ def train_torch(
     resume_hint: str,
     observer: Any = None,
 ) -> dict[str, Any]:
+    from dlx.engine import lazy_dynamo
     from dlx.engine.schedule import Schedule
     from dlx.engine.trainer import Trainer
     from dlx.engine.transfer import freeze, init_from
     from dlx.targets import instantiate
 
+    lazy_dynamo.defer()  # torch.optim would import it (~1.7 s) for nothing in an eager run
     trainer = Trainer(
         **cfg.trainer,
         early_stopping=OmegaConf.to_container(cfg.callbacks.early_stopping),

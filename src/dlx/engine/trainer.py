@@ -295,8 +295,10 @@ class Trainer:
         bar = make_bar(self.progress, self.log_every_n_steps)
         # Everything built so far (Hydra, configs, modules, data) lives for the whole run:
         # freezing it keeps the garbage collector from rescanning it while the loop churns
-        # out short-lived tensors (a measurable share of a small model's step).
-        gc.collect()
+        # out short-lived tensors (a measurable share of a small model's step). Only the
+        # young generations are collected first: a full pass would rescan the ~200k objects
+        # `import torch` left in the oldest one, 0.1 s of start-up to free a few hundred.
+        gc.collect(1)
         gc.freeze()
         with StopRequest() as stop:
             if world > 1:  # the ranks act on a signal together, see AgreedStop
