@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -275,39 +276,76 @@ def machine() -> list[str]:
     ]
 
 
+SECTIONS = ("peak", "mlp", "cnn", "startup", "data")
+
+
+def marked(name: str, lines: list[str]) -> list[str]:
+    """A section between markers, so that a later `--only` run can replace just it."""
+    return [f"<!-- bench:{name} -->", *lines, f"<!-- /bench:{name} -->", ""]
+
+
+def splice(text: str, sections: dict[str, list[str]], note: str) -> str | None:
+    """`text` with the marked sections replaced; None if one of them is not in it."""
+    for name, lines in sections.items():
+        found = re.search(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n\n?", text, re.S)
+        if found is None:
+            return None
+        titled = bool(lines) and lines[0].startswith("#")  # the note goes under a title
+        body = [lines[0], "", note, *lines[1:]] if titled else [note, "", *lines]
+        new = "\n".join(marked(name, body))
+        text = text[: found.start()] + new + text[found.end() :]
+    return text
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default=os.environ.get("DLX_DATA_DIR", "data"))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3, help="per run; the first is a warm-up")
-    p.add_argument("--only", default="peak,mlp,cnn,startup,data", help="comma-separated sections")
+    p.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help="comma-separated sections; with some of them, only those are replaced in --out",
+    )
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = p.parse_args()
-    if not Path(args.root, "MNIST", "raw").is_dir():
+    only = args.only.split(",")
+    if unknown := set(only) - set(SECTIONS):
+        sys.exit(f"error: unknown section(s) {', '.join(sorted(unknown))}; one of {SECTIONS}")
+    needs_data = {"mlp", "cnn", "data"} & set(only)
+    if needs_data and not Path(args.root, "MNIST", "raw").is_dir():
         sys.exit(f"error: no MNIST under {args.root}/MNIST/raw; set DLX_DATA_DIR or --root")
     root = str(Path(args.root).resolve())
-    only = args.only.split(",")
     t0 = time.perf_counter()
-    lines = ["# dlx benchmark", "", *machine()]
     cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
-    lines += [
-        f"Command: `DLX_DATA_DIR=... {cmd}` ({args.reps} repetitions, {args.epochs} epochs "
-        "a run, the first dropped).",
-        "",
-    ]
+    sections: dict[str, list[str]] = {}
     if "peak" in only:
-        peak, _ = bench_peak()
-        lines += peak
+        sections["peak"] = bench_peak()[0]
     for model in ("mlp", "cnn"):
         if model in only:
-            lines += bench_model(model, root, args.reps, args.epochs)
+            sections[model] = bench_model(model, root, args.reps, args.epochs)
     if "startup" in only:
-        lines += bench_startup(max(args.reps, 5))
+        sections["startup"] = bench_startup(max(args.reps, 5))
     if "data" in only:
-        lines += bench_data(root)
-    lines.append(f"Total bench time: {time.perf_counter() - t0:.0f} s.")
-    text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text)
+        sections["data"] = bench_data(root)
+    took = time.perf_counter() - t0
+    out = Path(args.out)
+    text = None
+    if set(only) != set(SECTIONS) and out.exists():
+        note = f"Re-measured {datetime.date.today()} alone: `{cmd}` ({took:.0f} s)."
+        text = splice(out.read_text(), sections, note)
+    if text is None:
+        lines = ["# dlx benchmark", "", *machine()]
+        lines += [
+            f"Command: `DLX_DATA_DIR=... {cmd}` ({args.reps} repetitions, {args.epochs} "
+            "epochs a run, the first dropped).",
+            "",
+        ]
+        for name, section in sections.items():
+            lines += marked(name, section)
+        lines.append(f"Total bench time: {took:.0f} s.")
+        text = "\n".join(lines) + "\n"
+    out.write_text(text)
     print("\n" + text)
 
 

@@ -47,6 +47,9 @@ def test_train_help_shows_groups(cli_env):
         in out.stdout
     )
     assert "optimizer: adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd" in out.stdout
+    # the schema groups type the others; they are not options to pick
+    groups = out.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "trainer: default, smoke" in groups and "schema" not in groups
 
 
 def test_train_cfg_job_prints_composed_config(cli_env):

@@ -6,20 +6,22 @@ one line (a DlxError) instead of an exception chain.
 
 from __future__ import annotations
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from dlx.config import register_configs
 from dlx.errors import ConfigError
 
 CONFIG_MODULE = "dlx.configs"
+# What Hydra and OmegaConf raise for a bad override, option or value while composing.
+COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
     try:
@@ -27,11 +29,16 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
             return hydra_compose(config_name, overrides=list(overrides or []))
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides or []))
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        lines = [str(err)]
-        if err.__cause__ is not None:
-            lines.append(str(err.__cause__))
-        raise ConfigError(one_line("\n".join(lines))) from None
+    except COMPOSE_ERRORS as err:
+        raise as_config_error(err) from None
+
+
+def as_config_error(err: Exception) -> ConfigError:
+    """A composition error (and the error it was raised from) as one ConfigError line."""
+    lines = [str(err)]
+    if err.__cause__ is not None:
+        lines.append(str(err.__cause__))
+    return ConfigError(one_line("\n".join(lines)))
 
 
 # OmegaConf appends these context lines to its messages; the first lines say it all.

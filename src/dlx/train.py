@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dlx.compose import COMPOSE_ERRORS, as_config_error
 from dlx.config import check_run, register_configs
-from dlx.errors import ConfigError, fail, reports_errors
+from dlx.errors import ConfigError, DlxError, fail, reports_errors
 
 log = logging.getLogger("dlx")
 
@@ -183,6 +189,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     from dlx.sweep import objective, run_job
 
+    _job_started()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if _torchrun():  # rank 0: the other ranks use this run dir and create none
@@ -200,16 +207,57 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return objective(run(cfg, run_dir, resume_hint=hint))[1]
 
 
-@reports_errors
-def _precheck(argv: list[str]) -> None:
-    from dlx.compose import compose
+def check(cfg: DictConfig, run_dir: str | Path) -> None:
+    """What can be checked before the run dir exists: values, targets, the run dir."""
     from dlx.targets import check_targets
 
-    cfg = compose("train", argv)
     check_run(cfg)
     check_targets(cfg)
-    run_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
-    check_writable(Path(run_dir or cfg.paths.output_dir).expanduser())
+    check_writable(Path(run_dir).expanduser())
+
+
+class RunChecks(Callback):
+    """Hydra callback (configs/hydra/default.yaml): `check` a run before Hydra creates its
+    run dir. A bad value ends the command in one line; SystemExit, since Hydra turns a
+    callback's exceptions into warnings."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        reports_errors(check)(job, config.hydra.run.dir)
+
+
+# Set while a plain run composes (see _one_line_errors); the job clears it on entry.
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+_set_full_error = False
+
+
+def _job_started() -> None:
+    global _set_full_error
+    if _set_full_error:
+        os.environ.pop(_FULL_ERROR, None)
+        _set_full_error = False
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A plain run's composition errors as one line ("error: ..."), not Hydra's report.
+
+    HYDRA_FULL_ERROR makes Hydra re-raise what it would print, here to be put in one line.
+    The job unsets it as it starts, so an error inside the job gets Hydra's usual report.
+    """
+    global _set_full_error
+    _set_full_error = _FULL_ERROR not in os.environ
+    if _set_full_error:
+        os.environ[_FULL_ERROR] = "1"
+    try:
+        yield
+    except DlxError as err:
+        fail(str(err), err.exit_code)
+    except COMPOSE_ERRORS as err:
+        err = as_config_error(err)
+        fail(str(err), err.exit_code)
+    finally:
+        _job_started()
 
 
 def check_writable(path: Path) -> None:
@@ -239,10 +287,16 @@ def _join_torchrun(argv: list[str]) -> int:
     """Under torchrun: join the process group before Hydra starts; returns the rank."""
     from dlx.compose import compose
     from dlx.engine import distributed
+    from dlx.targets import check_targets
 
     if any(a in ("-m", "--multirun") for a in argv):
         raise ConfigError("sweeps (-m) do not run under torchrun; use trainer.devices=N in them")
-    return distributed.init_torchrun(compose("train", argv).trainer.accelerator).rank
+    cfg = compose("train", argv)
+    # Every rank fails on a bad value by itself (before waiting on the others); the run
+    # dir, which only rank 0 writes, is checked by RunChecks there.
+    check_run(cfg)
+    check_targets(cfg)
+    return distributed.init_torchrun(cfg.trainer.accelerator).rank
 
 
 @reports_errors
@@ -256,22 +310,35 @@ def _follow(argv: list[str]) -> None:
     run(compose("train", argv), run_dir)
 
 
+def _help() -> None:
+    """Hydra's help without the `schema` groups, which type the others and are not options."""
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            _hydra_main()
+    finally:
+        text = re.sub(r"(?m)^schema(/\w+)?: .*\n", "", out.getvalue())
+        sys.stdout.write(text)
+
+
 def main(argv: list[str]) -> None:
     from dlx import sweep
 
     register_configs()
     reports_errors(sweep.check_plugins)(argv)
-    if not any(a.startswith("-") for a in argv) and not sweep.is_search(argv):
-        # A plain run: compose once up front so a bad override is one line on stderr
-        # ("error: ..."), not Hydra's multi-line report. Sweeps (-m, hparams_search=) and
-        # Hydra's own flags (--help, --cfg) go straight to Hydra, which reports for them.
-        _precheck(argv)
     if _torchrun() and _join_torchrun(argv) > 0:
         _follow(argv)
         return
     sys.argv = ["dlx train", *argv]
+    if "--help" in argv or "-h" in argv:
+        _help()
+        return
+    # A plain run reports a bad override in one line. Sweeps (-m, hparams_search=) and
+    # Hydra's own flags (--cfg, --info) keep Hydra's report.
+    plain = not any(a.startswith("-") for a in argv) and not sweep.is_search(argv)
     try:
-        _hydra_main()
+        with _one_line_errors() if plain else contextlib.nullcontext():
+            _hydra_main()
     finally:
         problem = sweep.finish()  # after a multirun: its summary, even if the sweeper gave up
     if problem:
