@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 NAME = "torch._dynamo"
+_PREFIX = NAME + "."
 _lock = threading.RLock()
 _not_disabled: list[Callable[..., Any]] = []  # functions whose disable() the stand-in answered
 
@@ -82,7 +83,7 @@ class _PackageFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if not name.startswith(NAME + "."):
+        if not name.startswith(_PREFIX):
             return None
         package = sys.modules.get(NAME)
         if type(package) is not _Deferred:
