@@ -15,7 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlx.io import write_json
-from dlx.sweep import STATUS_FILE, sweep_rows
+from dlx.sweep_summary import STATUS_FILE, sweep_rows
 from tests.conftest import run_dlx
 from tests.runs import png_size
 
