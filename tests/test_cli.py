@@ -25,6 +25,28 @@ def test_help_lists_commands_without_importing_torch():
         assert f"  {command} " in out.stdout
 
 
+def test_only_the_console_script_freezes_the_heap_for_a_fast_exit(tmp_path):
+    # main(argv) from Python (tests, notebooks) leaves the collector alone; main() as the
+    # `dlx` process freezes what is left so that Python's exit does not rescan it.
+    code = (
+        "import gc, sys\n"
+        "from dlx.cli import main\n"
+        "def counted(argv):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    return gc.get_freeze_count()\n"
+        f"called = counted(['viz', 'run_dir={tmp_path}/none'])\n"
+        f"sys.argv = ['dlx', 'viz', 'run_dir={tmp_path}/none']\n"
+        "print(called, counted(None))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    called, as_process = map(int, out.stdout.split())
+    assert called == 0 and as_process > 1000
+
+
 def test_bare_dlx_prints_usage():
     out = run_dlx()
     assert out.returncode == 0

@@ -6,6 +6,7 @@ command imports what it needs only once it is chosen.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -48,6 +49,8 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The `dlx` console script (argv None: sys.argv), or a command called from Python."""
+    argv_is_the_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(usage())
@@ -63,7 +66,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     module = importlib.import_module(COMMANDS[name][0])
-    module.main(rest)
+    try:
+        module.main(rest)
+    finally:
+        if argv_is_the_process:
+            # The process exits next, and Python's exit runs full garbage collections over
+            # every object (`import torch` alone leaves 200,000): 0.5 s of a short run.
+            # Frozen objects are skipped. atexit handlers (logging's flush) still run, and
+            # the loggers and files of a run are closed by now.
+            gc.freeze()
 
 
 if __name__ == "__main__":
