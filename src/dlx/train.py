@@ -326,8 +326,10 @@ def main(argv: list[str]) -> None:
 
     register_configs()
     reports_errors(sweep.check_plugins)(argv)
-    if _torchrun() and _join_torchrun(argv) > 0:
+    torchrun = _torchrun()
+    if torchrun and _join_torchrun(argv) > 0:
         _follow(argv)
+        _leave_torchrun()
         return
     sys.argv = ["dlx train", *argv]
     if "--help" in argv or "-h" in argv:
@@ -343,3 +345,11 @@ def main(argv: list[str]) -> None:
         problem = sweep.finish()  # after a multirun: its summary, even if the sweeper gave up
     if problem:
         fail(problem, 1)  # exit 1 when a job failed; the summary is written by then
+    if torchrun:
+        _leave_torchrun()
+
+
+def _leave_torchrun() -> None:
+    from dlx.engine.distributed import leave_torchrun
+
+    leave_torchrun()
