@@ -135,7 +135,7 @@ def train_torch(
     from dlx.engine.transfer import freeze, init_from
     from dlx.targets import instantiate
 
-    lazy_dynamo.defer()  # torch.optim would import it (~1.7 s) for nothing in an eager run
+    lazy_dynamo.defer()  # torch.optim would import it (1-2 s) for nothing in an eager run
     trainer = Trainer(
         **cfg.trainer,
         early_stopping=OmegaConf.to_container(cfg.callbacks.early_stopping),

@@ -1,4 +1,4 @@
-"""Keep `torch._dynamo` out of eager runs: it costs ~1.7 s to import, a third of start-up.
+"""Keep `torch._dynamo` out of eager runs: importing it takes 1-2 s, nearly as long as torch.
 
 torch.optim imports torch._dynamo the first time an optimizer adds a parameter group or
 steps, for two calls: `disable(fn)` (through `torch._disable_dynamo`, which wraps
@@ -11,7 +11,7 @@ two calls above are answered by stand-ins. Anything else (an attribute such as
 `torch._dynamo.config`, `torch.compile`, DDP's constructor, an import of a submodule) first
 runs the real `torch/_dynamo/__init__.py` in that same module object, and undoes what the
 stand-ins cached; from then on torch behaves as if nothing had been deferred. A torch
-release that asks dynamo for something new costs the 1.7 s, never a wrong result.
+release that asks dynamo for something new costs those seconds, never a wrong result.
 """
 
 from __future__ import annotations
