@@ -11,6 +11,7 @@ from dlx.errors import ConfigError, DlxError
 from dlx.observe import Observer
 from tests.runs import train
 
+# An optional extra (dlx[mlflow]); `make install` installs it, so CI runs these tests.
 pytest.importorskip("mlflow")
 
 

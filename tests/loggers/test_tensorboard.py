@@ -8,6 +8,7 @@ import pytest
 
 from tests.runs import train
 
+# An optional extra (dlx[tensorboard]); `make install` installs it, so CI runs these tests.
 pytest.importorskip("tensorboard")
 
 
