@@ -100,7 +100,7 @@ def test_nested_targets_are_checked_too():
 
 def test_sklearn_targets_must_be_estimators():
     check_targets(OmegaConf.create({"_target_": "sklearn.linear_model.LogisticRegression"}))
-    with pytest.raises(ConfigError, match="not a scikit-learn estimator"):
+    with pytest.raises(ConfigError, match="not a class dlx builds"):
         check_targets(
             OmegaConf.create({"_target_": "sklearn.utils.estimator_checks.check_estimator"})
         )

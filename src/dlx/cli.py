@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import signal
 import sys
 
 from dlx import __version__
@@ -65,9 +66,18 @@ def main(argv: list[str] | None = None) -> None:
             "       (dlx --help lists them)\n"
         )
         raise SystemExit(2)
-    module = importlib.import_module(COMMANDS[name][0])
+    if argv_is_the_process:
+        # Until the trainer takes them over (and after it), a signal ends the command in
+        # one line with 128 + its number, not a traceback from wherever start-up was.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
+        module = importlib.import_module(COMMANDS[name][0])
         module.main(rest)
+    except KeyboardInterrupt as err:
+        from dlx.errors import interrupted
+
+        interrupted(err)
     finally:
         if argv_is_the_process:
             # The process exits next, and Python's exit runs full garbage collections over
@@ -75,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
             # Frozen objects are skipped. atexit handlers (logging's flush) still run, and
             # the loggers and files of a run are closed by now.
             gc.freeze()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    from dlx.errors import Interrupted
+
+    raise Interrupted(signum)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from dlx import guard
 from dlx.config import register_configs
 from dlx.errors import ConfigError
 
@@ -24,6 +25,8 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
     from hydra.core.global_hydra import GlobalHydra
 
     register_configs()
+    guard.check_argv(list(overrides or []))
+    guard.install()  # the composed config's targets are checked (dlx/guard.py)
     try:
         if GlobalHydra.instance().is_initialized():  # inside a running `dlx train`
             return hydra_compose(config_name, overrides=list(overrides or []))

@@ -27,6 +27,23 @@ class DataError(DlxError):
     """Data files that are missing, corrupt, or cannot be fetched."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends the command: it exits with 128 + the signal's number, as a shell
+    reports a process killed by it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interrupted(err: KeyboardInterrupt) -> None:
+    """Exit on Ctrl-C (SIGINT) or an Interrupted signal, in one line."""
+    import signal
+
+    signum = getattr(err, "signum", signal.SIGINT)
+    fail(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print `error: message` on stderr and exit; used at the CLI boundary only."""
     sys.stderr.write(f"error: {message}\n")
@@ -47,7 +64,7 @@ def reports_errors(func: Callable[..., T]) -> Callable[..., T]:
             return func(*args, **kwargs)
         except DlxError as err:
             fail(str(err), err.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        except KeyboardInterrupt as err:
+            interrupted(err)
 
     return wrapper

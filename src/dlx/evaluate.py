@@ -80,6 +80,9 @@ def eval_config(saved: dict[str, Any], args: dict[str, Any]) -> DictConfig:
             options = ", ".join(f"{group}.{k}" for k in cfg[group] if k != "_target_")
             raise ConfigError(f"dlx eval: {key} is not an option here (options: {options})")
         OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"v={value}"]).v, merge=False)
+    from dlx.guard import check_config
+
+    check_config(cfg)  # the checkpoint's config is data from disk: its targets are checked
     return cfg
 
 

@@ -1,15 +1,24 @@
-"""`_target_` resolution restricted to an allow-list.
+"""`_target_`s judged by the object they resolve to, not by how they are spelled.
 
-Hydra's instantiate builds any importable callable, and overrides come from the command
-line: `model._target_=os.system` must be refused, not run. `torch.*` as a whole is too wide
-(`torch.hub.load` runs code), so only the namespaces below are allowed. Users add their own
-packages through the environment (`DLX_ALLOW_TARGETS=mypkg.*,other.Model`), never from a
-config file, which an override could change.
+Hydra's instantiate builds any importable callable, and a config can come from a shared
+YAML or a pasted command line. A string allow-list is not enough: `dlx.*` also matches
+everything a dlx module imports (`dlx.engine.checkpoint.torch.load` is `torch.load`). So a
+target is checked in three steps:
+
+1. its spelling must fall inside a namespace dlx may import from (nothing else is imported,
+   so naming a module cannot run its import-time code);
+2. it is resolved the way Hydra resolves it (`_locate`), unwrapped, and judged by where the object
+   is *defined* (`__module__`, `__qualname__`);
+3. it must be a class of an allowed kind (see KINDS), or come from a package the user
+   allowed through the environment (`DLX_ALLOW_TARGETS=mypkg.*`; never from a config file,
+   which an override could change). Whatever matches, NEVER always wins: loaders, process,
+   file-system and import machinery are refused even under a user's pattern.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,59 +27,214 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlx.errors import ConfigError, DlxError
 
-ALLOWED = ("dlx.*", "torch.nn.*", "torch.optim.*", "sklearn.*")
 ENV_VAR = "DLX_ALLOW_TARGETS"
+
+# Where a spelled target may be imported from.
+NAMESPACES = (
+    "dlx.*",
+    "torch.nn.*",
+    "torch.optim.*",
+    "sklearn.*",
+    "hydra.*",  # Hydra's own launchers, sweepers and callbacks
+    "hydra_plugins.*",  # the joblib, submitit and Optuna plugins
+    "optuna.samplers.*",  # the Optuna sweeper builds its sampler and pruner by _target_
+    "optuna.pruners.*",
+    "logging.*",  # handler/formatter classes of the logging configs
+    "rich.logging.*",
+)
+
+# (module prefix of the defining module, the base classes an object there must subclass;
+# None: any class). Only classes: building one stores its arguments, while a function
+# does whatever it does (torch.load unpickles, os.system runs a shell).
+KINDS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("dlx", None),
+    ("torch.nn", ("torch.nn.Module",)),
+    (
+        "torch.optim",
+        (
+            "torch.optim.Optimizer",
+            "torch.optim.lr_scheduler.LRScheduler",
+            "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        ),
+    ),
+    ("sklearn", ("sklearn.base.BaseEstimator",)),
+    ("hydra", ("hydra.plugins.plugin.Plugin", "hydra.experimental.callback.Callback")),
+    ("hydra_plugins", ("hydra.plugins.plugin.Plugin", "hydra.experimental.callback.Callback")),
+    ("optuna", ("optuna.samplers.BaseSampler", "optuna.pruners.BasePruner")),
+    ("logging", ("logging.Handler", "logging.Formatter", "logging.Filter")),
+    ("rich.logging", ("logging.Handler",)),
+)
+
+# Modules whose objects load code or pickles, start processes, touch files or the import
+# system, or call what they are given. Never allowed, whatever path or pattern names them.
+NEVER = (
+    "builtins", "_sitebuiltins", "os", "posix", "nt", "sys", "subprocess", "_posixsubprocess",
+    "pty", "signal", "shutil", "tempfile", "io", "_io", "codecs", "pathlib", "glob",
+    "pickle", "_pickle", "pickletools", "copyreg", "marshal", "shelve", "dbm", "dill",
+    "cloudpickle", "joblib", "yaml", "json", "importlib", "pkgutil", "runpy", "zipimport",
+    "code", "codeop", "compileall", "py_compile", "ctypes", "_ctypes", "socket",
+    "multiprocessing", "concurrent", "threading", "_thread", "asyncio", "webbrowser",
+    "functools", "_functools", "operator", "itertools", "types", "inspect", "gc", "atexit",
+    "logging.config", "torch.hub", "torch.serialization", "torch.jit", "torch.package",
+    "torch.utils.cpp_extension", "torch.utils.data", "torch._dynamo", "torch.compiler",
+    "torch._inductor", "torch.distributed", "torch.multiprocessing", "torch.ops",
+    "torch._ops", "torch.library", "numpy", "pandas", "hydra.utils", "hydra._internal.utils",
+    "hydra._internal.instantiate", "omegaconf",
+)  # fmt: skip
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _never(module: str) -> bool:
+    return any(_under(module, p) for p in NEVER)
+
+
+def user_patterns() -> list[str]:
+    """DLX_ALLOW_TARGETS, checked: each names a package of the user's, never everything."""
+    patterns = [p.strip() for p in os.environ.get(ENV_VAR, "").split(",") if p.strip()]
+    for pattern in patterns:
+        root = pattern.split(".")[0]
+        if not root.isidentifier():
+            raise ConfigError(
+                f"{ENV_VAR}={pattern!r} would allow targets from any package, so any config "
+                "could run code; name your own packages (e.g. mypkg.*, mypkg.models.Net)"
+            )
+        if _never(pattern.rstrip("*").rstrip(".")) or _never(root):
+            raise ConfigError(
+                f"{ENV_VAR}={pattern!r} names {root}, whose functions load code, run "
+                "processes or touch files; dlx never allows it (name your own package)"
+            )
+    return patterns
 
 
 def allowed_patterns() -> list[str]:
-    extra = os.environ.get(ENV_VAR, "")
-    return [*ALLOWED, *(p.strip() for p in extra.split(",") if p.strip())]
+    return [*NAMESPACES, *user_patterns()]
 
 
-def _targets(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(node, DictConfig):
-        for key in node:
-            child = node._get_node(key)
+def _real(obj: Any) -> Any:
+    # functools.wraps chains and partials name the function they wrap, which is what runs.
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    while hasattr(obj, "func") and callable(obj.func) and not isinstance(obj, type):
+        obj = inspect.unwrap(obj.func)
+    return obj
+
+
+def _qualified(obj: Any) -> tuple[str, str]:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+    return str(module), str(name)
+
+
+def _subclass_of(obj: Any, bases: tuple[str, ...]) -> bool:
+    from hydra.utils import get_class
+
+    for base in bases:
+        try:
+            if issubclass(obj, get_class(base)):
+                return True
+        except Exception:  # a base that is not importable here (an optional package)
+            continue
+    return False
+
+
+def _kind_allows(obj: Any, module: str, name: str) -> bool:
+    if not isinstance(obj, type) or any(part.startswith("_") for part in name.split(".")):
+        return False  # functions, instances and private classes are not config targets
+    for prefix, bases in KINDS:
+        if _under(module, prefix):
+            return bases is None or _subclass_of(obj, bases)
+    return False
+
+
+def _user_allows(spelled: str, module: str, name: str, patterns: list[str]) -> bool:
+    # The real name under a pattern, or a re-export inside the same package as the pattern
+    # (mypkg.Net defined in mypkg.models.net); never an object from another package.
+    real = f"{module}.{name}"
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(real, pattern):
+            return True
+        if fnmatch.fnmatchcase(spelled, pattern) and _under(module, pattern.split(".")[0]):
+            return True
+    return False
+
+
+def check_target(target: Any, where: str) -> None:
+    """Raise ConfigError unless `target` (the value of `where`) names an allowed object."""
+    what = f"{where}={target}"
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{what} must be a class path (e.g. torch.nn.Linear)")
+    patterns = user_patterns()
+    hint = f"to use your own code, export {ENV_VAR}='yourpkg.*'"
+    if not any(fnmatch.fnmatchcase(target, p) for p in [*NAMESPACES, *patterns]) or (
+        "__main__" in target.split(".")
+    ):
+        raise ConfigError(
+            f"{what} is not allowed: targets must be classes under "
+            f"{', '.join(p for p in NAMESPACES)}; {hint}"
+        )
+    # Hydra's own lookup (what instantiate uses), without its error log line.
+    from hydra._internal.utils import _locate
+
+    try:
+        obj = _real(_locate(target))
+    except Exception as err:
+        raise ConfigError(f"{what} cannot be imported ({_one_line(err)})") from None
+    module, name = _qualified(obj)
+    real = f"{module}.{name}"
+    it = f"it is {real}," if real != target else "it is"
+    if _never(module):
+        raise ConfigError(
+            f"{what} is not allowed: {it} from {module}, which dlx never lets a config call "
+            "(it can load code, run processes or touch files)"
+        )
+    if _kind_allows(obj, module, name) or _user_allows(target, module, name, patterns):
+        return
+    raise ConfigError(
+        f"{what} is not allowed: {it} not a class dlx builds from configs (torch.nn modules, "
+        "torch.optim optimizers and schedulers, scikit-learn estimators, dlx's classes); " + hint
+    )
+
+
+def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, child in node.items():
+            where = f"{path}.{key}" if path else str(key)
             if key == "_target_":
-                yield path or "<root>", str(node[key])
-            elif isinstance(child, (DictConfig, ListConfig)):
-                yield from _targets(child, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, ListConfig):
+                yield where, child
+            else:
+                yield from _targets(child, where)
+    elif isinstance(node, list):
         for i, child in enumerate(node):
             yield from _targets(child, f"{path}[{i}]")
+    elif type(node) is str and "${" in node:  # not dlx.guard's Unresolved (a str too)
+        # Hydra's instantiate resolves its config once more: an escaped `\${...}` that
+        # resolved to `${...}` would be resolved again there, after this check.
+        raise ConfigError(
+            f"{path}={node!r} resolves to another interpolation; a config that is built "
+            "cannot hold one (write the value itself)"
+        )
 
 
 def check_targets(cfg: Any, path: str = "") -> None:
-    """Raise ConfigError for any `_target_` in cfg outside the allow-list."""
-    patterns = allowed_patterns()
+    """Check every `_target_` of cfg, as resolved (interpolations included)."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        try:
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as err:
+            raise ConfigError(f"{path or 'config'}: cannot resolve ({_one_line(err)})") from None
     for where, target in _targets(cfg, path):
-        if not any(fnmatch.fnmatchcase(target, p) for p in patterns):
-            raise ConfigError(
-                f"{where}._target_={target} is not allowed: targets must match one of "
-                f"{', '.join(patterns)}; to use your own code, export {ENV_VAR}='yourpkg.*'"
-            )
-        if target.startswith("sklearn."):
-            _require_estimator(where, target)
-
-
-def _require_estimator(where: str, target: str) -> None:
-    # sklearn.* also holds helper functions; only estimator classes are buildable.
-    from hydra.utils import get_object
-    from sklearn.base import BaseEstimator
-
-    try:
-        obj = get_object(target)
-    except Exception as err:
-        raise ConfigError(f"{where}._target_={target} cannot be imported ({err})") from None
-    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
-        raise ConfigError(f"{where}._target_={target} is not a scikit-learn estimator class")
+        check_target(target, where)
 
 
 def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: Any) -> Any:
-    """Hydra's instantiate behind the allow-list, with errors turned into one line.
+    """Hydra's instantiate behind the target check, with errors turned into one line.
 
-    partial=True returns the constructor with the config's arguments bound (for objects
-    that need runtime arguments later, like a scheduler needing its optimizer).
+    The config is checked as resolved, right before Hydra builds it, so an interpolation
+    (`${oc.create:...}`) cannot hide a target. partial=True returns the constructor with the
+    config's arguments bound (for objects that need runtime arguments later, like a
+    scheduler needing its optimizer).
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
@@ -99,5 +263,5 @@ def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: An
         raise ConfigError(f"{what}cannot build {cfg.get('_target_')}: {err}") from None
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: Any) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())

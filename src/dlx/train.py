@@ -17,11 +17,15 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dlx import guard as _guard
 from dlx.compose import COMPOSE_ERRORS, as_config_error
 from dlx.config import check_run, register_configs
 from dlx.errors import ConfigError, DlxError, fail, reports_errors
 
 log = logging.getLogger("dlx")
+# Before Hydra composes anything here, also in a launcher's worker process (joblib,
+# submitit), which imports this module to run a job: every config is checked.
+_guard.install()
 
 
 def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[str, Any]:
@@ -208,11 +212,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def check(cfg: DictConfig, run_dir: str | Path) -> None:
-    """What can be checked before the run dir exists: values, targets, the run dir."""
-    from dlx.targets import check_targets
-
+    """What can be checked before the run dir exists: values and the run dir (the targets
+    were checked as Hydra composed the config: dlx/guard.py)."""
     check_run(cfg)
-    check_targets(cfg)
     check_writable(Path(run_dir).expanduser())
 
 
@@ -287,15 +289,13 @@ def _join_torchrun(argv: list[str]) -> int:
     """Under torchrun: join the process group before Hydra starts; returns the rank."""
     from dlx.compose import compose
     from dlx.engine import distributed
-    from dlx.targets import check_targets
 
     if any(a in ("-m", "--multirun") for a in argv):
         raise ConfigError("sweeps (-m) do not run under torchrun; use trainer.devices=N in them")
-    cfg = compose("train", argv)
+    cfg = compose("train", argv)  # and checks its targets (dlx/guard.py)
     # Every rank fails on a bad value by itself (before waiting on the others); the run
     # dir, which only rank 0 writes, is checked by RunChecks there.
     check_run(cfg)
-    check_targets(cfg)
     return distributed.init_torchrun(cfg.trainer.accelerator).rank
 
 
@@ -322,9 +322,11 @@ def _help() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from dlx import sweep
+    from dlx import guard, sweep
 
     register_configs()
+    reports_errors(guard.check_argv)(argv)
+    guard.install(cli=True)
     reports_errors(sweep.check_plugins)(argv)
     torchrun = _torchrun()
     if torchrun and _join_torchrun(argv) > 0:

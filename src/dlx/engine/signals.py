@@ -26,8 +26,10 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:  # the second signal: stop now
+            from dlx.errors import Interrupted
+
             self.restore()
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         self.signum = signum
 
     def __enter__(self) -> StopRequest:

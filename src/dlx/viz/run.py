@@ -90,6 +90,9 @@ class RunView:
             ):
                 raise ConfigError(f"dlx viz: {key} is not an option of this run")
             OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"v={value}"]).v, merge=False)
+        from dlx.guard import check_config
+
+        check_config(cfg)  # a stored config is data from disk: its targets are checked too
         metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         history = read_history(run_dir / "metrics.csv") or list(saved.get("history") or [])
