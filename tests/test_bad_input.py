@@ -4,6 +4,9 @@ and leaves no checkpoint, cache or temp file behind."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import torch
 
 from dlx.data.base import Spec
 from dlx.models.mlp import MLP
-from tests.conftest import run_dlx
+from tests.conftest import DLX, run_dlx
 
 
 class Evil:
@@ -72,6 +75,9 @@ CASES: list[tuple[list[str], str]] = [
     (["trainer.monitor=val/loss"], "trainer.monitor=val/loss is not a metric"),
     (["scheduler=plateau", "scheduler.monitor=val/acc"], "scheduler.monitor=val/acc"),
     (["scheduler=step", "scheduler.interval=hourly"], "scheduler.interval='hourly'"),
+    # Found by trying: a layer too big for memory; a scheduler that only fails when it steps.
+    (["model.hidden=[10000000000]"], "not enough memory"),
+    (["scheduler=step", "scheduler.lr_scheduler.step_size=0"], "StepLR fails at its first step"),
 ]
 
 
@@ -90,7 +96,6 @@ def test_bad_invocations_fail_cleanly(tmp_path, files, cli_env):
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda c: attempt(*c), enumerate(a for a, _ in CASES)))
 
-    assert len(CASES) >= 25
     problems = []
     for (case_dir, args, out), (_, words) in zip(results, CASES, strict=True):
         lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
@@ -113,3 +118,22 @@ def test_bad_invocations_fail_cleanly(tmp_path, files, cli_env):
         if why:
             problems.append(f"{' '.join(args)}: {'; '.join(why)}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_start_up_ends_in_one_line(signum, code, tmp_path, cli_env):
+    # Before the trainer takes the signals over (imports, composing, loading data), a
+    # Ctrl-C or SIGTERM ended in a traceback from wherever start-up was.
+    proc = subprocess.Popen(
+        [DLX, "train", "trainer=smoke", f"hydra.run.dir={tmp_path / 'run'}"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == code, err
+    assert lines == [f"error: interrupted by {signal.Signals(signum).name}"], err

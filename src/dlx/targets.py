@@ -248,7 +248,7 @@ def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: An
         # Runtime objects (a Spec, model parameters) are passed to the built partial, not
         # through Hydra, which would copy them into the config and convert them.
         factory = hydra_instantiate(cfg, _convert_="all", _partial_=True)
-        return factory if partial else factory(**kwargs)
+        return factory if partial else _build(factory, cfg, path, kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, DlxError):
@@ -261,6 +261,21 @@ def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: An
     except (TypeError, ValueError) as err:  # wrong or unknown constructor arguments
         what = f"{path}: " if path else ""
         raise ConfigError(f"{what}cannot build {cfg.get('_target_')}: {err}") from None
+
+
+def _build(factory: Any, cfg: Any, path: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return factory(**kwargs)
+    except (MemoryError, RuntimeError) as err:
+        # A layer too big for memory (model.hidden=[100000000]) is a setting, not a bug.
+        text = str(err)
+        if not isinstance(err, MemoryError) and "allocate" not in text:
+            raise
+        detail = _one_line(text.split("you tried to allocate")[-1]) if text else "out of memory"
+        raise ConfigError(
+            f"{path or 'config'}: cannot build {cfg.get('_target_')}: not enough memory "
+            f"({detail}); make it smaller"
+        ) from None
 
 
 def _one_line(text: Any) -> str:

@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -202,7 +203,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         share_run_dir(str(run_dir))
     # What to type to continue this run after a preemption.
     kept = [o for o in hc.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
-    hint = " ".join(["dlx train", *kept, f"hydra.run.dir={run_dir}", "trainer.resume=auto"])
+    words = ["dlx", "train", *kept, f"hydra.run.dir={run_dir}", "trainer.resume=auto"]
+    hint = shlex.join(words)  # to paste into a shell: a run dir may hold spaces
     if hc.mode == RunMode.MULTIRUN:
         # One job of a sweep: a failure is recorded and the sweep goes on (a DlxError would
         # otherwise end in SystemExit and take the whole multirun down with it). Returns the
