@@ -321,3 +321,30 @@ def test_optuna_failed_trials_do_not_stop_the_study(cli_env, tmp_path):
     assert {r["optimizer.lr"] for r in rows if r["status"] == "done"} == {"0.01"}
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert math.isfinite(best.best_value) and best.best_params["optimizer.lr"] == 0.01
+
+
+def test_sigterm_stops_the_whole_sweep_not_just_its_job(tmp_path, cli_env):
+    # A preempted sweep (Slurm's SIGTERM, a Ctrl-C) used to record the job as failed and
+    # start the next one. It stops, says what was saved, and exits 128 + 15.
+    import signal
+    import time
+
+    from tests.conftest import DLX
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [DLX, "train", "-m", "dataset=digits", "trainer.max_epochs=200", "optimizer.lr=1e-3,1e-2",
+         f"hydra.sweep.dir={sweep}"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (sweep / "0" / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 143, err
+    assert len(lines) == 1 and lines[0].startswith("error: stopped by SIGTERM"), err
+    assert not (sweep / "1").exists()  # the second job never started
+    assert read_csv(sweep)[0]["status"] == "failed"
+    assert (sweep / "0" / "checkpoints" / "last.pt").exists()

@@ -152,6 +152,9 @@ def run_job(cfg: DictConfig, hc: Any, train: Callable[[], dict[str, Any]]) -> fl
             None if key is None else _check_direction(key, trainer.get("monitor_mode"), direction)
         )
     except DlxError as err:
+        if err.exit_code > 128:  # a signal (preemption, Ctrl-C) stops the sweep, not the job
+            _failed(status, run_dir, str(err), direction)
+            raise
         return _failed(status, run_dir, str(err), direction)
     except Exception as err:  # a bug, not bad input: keep the traceback in the job's log
         log.exception("job %s failed", status["job"])
