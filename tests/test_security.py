@@ -124,6 +124,8 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
      {}, "hydra.launcher.evil._target_"),
     (["-m", "hydra/launcher=slurm", "hydra.launcher.setup=['touch PWNED']"], {},
      "hydra.launcher.setup runs shell commands"),
+    (["hparams_search=digits_optuna", "hydra.sweeper.sampler._target_=dlx.engine.runtime.os.system",
+      "+hydra.sweeper.sampler.command='touch PWNED'"], {}, "hydra.sweeper.sampler._target_"),
     (["experiment=env_set"], {}, "hydra.job.env_set"),
     (["+hydra.job.env_set.DLX_ALLOW_TARGETS='*'"], {}, "hydra.job.env_set.DLX_ALLOW_TARGETS"),
     # Interpolations that hide a target until the config is resolved.
@@ -204,6 +206,24 @@ def test_configs_cannot_run_code(tmp_path, files, cli_env):
         if why:
             problems.append(f"{' '.join(args[:4])}: {'; '.join(why)}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info", "model._target_=dlx.engine.runtime.os.system", "+model.command='touch PWNED'"],
+        ["data", "dataset._target_=dlx.engine.runtime.os.system", "+dataset.command='touch PWNED'"],
+        ["data", "hydra.searchpath=[pkg://evilpkg]"],
+    ],
+)
+def test_every_command_checks_its_config(command, tmp_path, files, cli_env):
+    env = {**cli_env, "PYTHONPATH": str(files)}
+    out = run_dlx(*command, env=env, cwd=tmp_path)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2, out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert "is not allowed" in lines[0] or "would import evilpkg" in lines[0]
+    assert not (tmp_path / "PWNED").exists() and not (files / "PWNED").exists()
 
 
 def test_allowed_targets_still_build(tmp_path, files, cli_env):
