@@ -120,6 +120,9 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["experiment=log_factory"], {}, "hydra.job_logging.handlers.evil.()"),
     (["experiment=log_class"], {}, "hydra.job_logging.handlers.evil.class=subprocess.Popen"),
     (["experiment=log_ext"], {}, "ext://os.system is not allowed"),
+    # --help sets up Hydra's logging from the composed config too.
+    (["--help", "+hydra.hydra_logging.handlers.x={class:subprocess.Popen,args:'touch PWNED',"
+      "shell:true}"], {}, "hydra.hydra_logging.handlers.x.class=subprocess.Popen"),
     (["-m", "+hydra.launcher.evil={_target_:dlx.engine.runtime.os.system,command:'touch PWNED'}"],
      {}, "hydra.launcher.evil._target_"),
     (["-m", "hydra/launcher=slurm", "hydra.launcher.setup=['touch PWNED']"], {},

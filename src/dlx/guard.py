@@ -190,6 +190,19 @@ def _check_search_path(arg: str) -> None:
 
 
 _cli = False
+_inspecting = False
+# Hydra's flag that only prints the composed config: nothing is built, no logging is set up
+# (--help, unlike it, configures Hydra's logging from the config, so it is checked).
+_INSPECT = ("--cfg", "-c")
+_RUN = ("--run", "-r", "--multirun", "-m")
+
+
+def inspect_only(argv: list[str]) -> None:
+    """`dlx train --cfg job`: Hydra composes only to print, so the targets are not imported
+    to be judged (which imports torch: seconds, for a printout)."""
+    global _inspecting
+    flags = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    _inspecting = bool(flags & set(_INSPECT)) and not flags & set(_RUN)
 
 
 def install(cli: bool = False) -> None:
@@ -211,6 +224,8 @@ def _checked(load: Any) -> Any:
     @functools.wraps(load)
     def checked_load(self: Any, *args: Any, **kwargs: Any) -> Any:
         cfg = load(self, *args, **kwargs)
+        if _inspecting:
+            return cfg
         try:
             check_config(cfg)
         except DlxError as err:

@@ -329,6 +329,7 @@ def main(argv: list[str]) -> None:
     register_configs()
     reports_errors(guard.check_argv)(argv)
     guard.install(cli=True)
+    guard.inspect_only(argv)
     reports_errors(sweep.check_plugins)(argv)
     torchrun = _torchrun()
     if torchrun and _join_torchrun(argv) > 0:
