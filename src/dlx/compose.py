@@ -41,7 +41,11 @@ def as_config_error(err: Exception) -> ConfigError:
     lines = [str(err)]
     if err.__cause__ is not None:
         lines.append(str(err.__cause__))
-    return ConfigError(one_line("\n".join(lines)))
+    text = one_line("\n".join(lines))
+    if "LexerNoViableAlt" in text or "mismatched input" in text or "no viable alternative" in text:
+        # The override grammar takes plain ASCII words; anything else needs quotes.
+        text += " (quote a value holding spaces or other characters: key='value')"
+    return ConfigError(text)
 
 
 # OmegaConf appends these context lines to its messages; the first lines say it all.
