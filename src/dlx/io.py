@@ -65,3 +65,26 @@ def save_npz(arrays: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     _atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def why_unloadable(err: Exception) -> tuple[str, str]:
+    """Why `torch.load(weights_only=True)` refused a file, as (kind, detail):
+
+    - ("objects", "posix.system"): it pickles Python objects; weights_only refused the first
+      global it did not know, so nothing in it ran;
+    - ("corrupt", "failed finding central directory"): truncated or damaged;
+    - ("foreign", ""): not a torch file at all.
+    """
+    import pickle
+    import re
+    import zipfile
+
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if isinstance(err, pickle.UnpicklingError) and found:
+        return "objects", found.group(1)
+    if isinstance(err, (EOFError, zipfile.BadZipFile)) or "zip archive" in text:
+        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else ""
+        return "corrupt", first.removeprefix("PytorchStreamReader ") or "unexpected end"
+    return "foreign", ""
+
