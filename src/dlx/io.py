@@ -88,3 +88,28 @@ def why_unloadable(err: Exception) -> tuple[str, str]:
         return "corrupt", first.removeprefix("PytorchStreamReader ") or "unexpected end"
     return "foreign", ""
 
+
+def read_npz(path: Path) -> dict[str, Any]:
+    """Every array of an .npz file written by `save_npz`, read without unpickling anything.
+
+    A file holding Python objects (an object array, or a pickle under an .npz name) or a
+    damaged one raises DataError naming it: nothing in it runs.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from dlx.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except ValueError as err:
+        if "pickle" in str(err):  # numpy refuses to unpickle with allow_pickle=False
+            raise DataError(
+                f"{path} holds pickled Python objects, not plain arrays; refused without "
+                "loading them (delete it, or train the run again)"
+            ) from None
+        raise DataError(f"{path} is not a readable .npz file ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err})") from None
