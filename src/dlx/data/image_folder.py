@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dlx.data.base import Dataset, Spec, Split
+from dlx.data.cache import Field, Layout, split_fields
 from dlx.data.digits import book_split
 from dlx.errors import ConfigError, DataError
 
@@ -168,7 +169,10 @@ class ImageFolder(Dataset):
                     out[f"{split}_x"], out[f"{split}_y"] = self._decode_all(listing)
             return out
 
-        t = self.cached(settings, build)
+        # The test split is there exactly when the listing has test images.
+        splits = ("train", "test") if test_list else ("train",)
+        pixels = Field(torch.uint8, (self.channels, self.height, self.width))
+        t = self.cached(settings, build, Layout(split_fields(splits, pixels, len(classes))))
         test = Split(t["test_x"], t["test_y"]) if "test_x" in t else None
         return Split(t["train_x"], t["train_y"]), test
 
