@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -122,11 +123,21 @@ class ImageFolder(Dataset):
 
         path = self.root / rel
         try:
-            with Image.open(path) as img:
-                img = img.convert(_MODES[self.channels])
-                if img.size != (self.width, self.height):
-                    img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
+            # Image.open reads only the header; PIL warns about (or, at twice its limit,
+            # refuses) a declared size past MAX_IMAGE_PIXELS. As an error, a decompression
+            # bomb (a tiny file declaring billions of pixels) is refused before decoding.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img = img.convert(_MODES[self.channels])
+                    if img.size != (self.width, self.height):
+                        img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
+                    arr = np.asarray(img, dtype=np.uint8)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise DataError(
+                f"refused image {path}: {str(err).split(', could be')[0]} (a possible "
+                "decompression bomb); remove it, or shrink it below that size"
+            ) from None
         except (OSError, UnidentifiedImageError, ValueError) as err:
             raise DataError(f"cannot decode image {path} ({err})") from None
         return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
