@@ -31,6 +31,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (d / "corrupt.pt").write_bytes(b"this is not a checkpoint at all")
     (d / "truncated.pt").write_bytes((d / "other_model.pt").read_bytes()[:2000])
     torch.save({"model": {}, "payload": Evil()}, d / "evil.pt")
+    torch.save(torch.zeros(3), d / "tensor.pt")  # loads, but is no dlx checkpoint
     (d / "a_file").write_text("x")
     return {p.name: p for p in d.iterdir()}
 
@@ -78,6 +79,22 @@ CASES: list[tuple[list[str], str]] = [
     # Found by trying: a layer too big for memory; a scheduler that only fails when it steps.
     (["model.hidden=[10000000000]"], "not enough memory"),
     (["scheduler=step", "scheduler.lr_scheduler.step_size=0"], "StepLR fails at its first step"),
+    (["trainer.resume={files}/tensor.pt"], "is not a dlx checkpoint (it holds a Tensor"),
+    # `+key=` (Hydra's own advice for a misspelt key) adds it past the schema: refused too
+    (
+        ["+trainer.max_epoch=3"],
+        "trainer.max_epoch is not a trainer setting (did you mean trainer.max_epochs?)",
+    ),
+    (
+        ["+callbacks.early_stopping.patiense=2"],
+        "not a callbacks.early_stopping setting (did you mean callbacks.early_stopping.patience?)",
+    ),
+    (["+scheduler.intervall=step"], "(did you mean scheduler.interval?)"),
+    (["+sed=3"], "sed is not a top-level setting (did you mean seed?)"),
+    (["seed=1180591620717411303424"], "seed=1180591620717411303424 must be in 0..4294967295"),
+    (["seed=-1"], "seed=-1 must be in 0..4294967295"),
+    (["dataset.limit=1180591620717411303424"], "dataset.limit=1180591620717411303424 does not fit"),
+    (["model.hidden=[99999999999999999999999]"], "model.hidden[0]=99999999999999999999999 does"),
 ]
 
 

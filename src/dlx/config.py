@@ -228,10 +228,35 @@ def check_split_options(val_split: float, limit: int | None) -> None:
         raise ConfigError(f"dataset.limit={limit} must be a positive number of samples")
 
 
-def check_run(cfg: Any) -> None:
-    """All torch-free checks of a composed `train` config."""
+# Seeds reach numpy's RandomState (scikit-learn's `random_state: ${seed}`), which takes
+# 0..2**32-1 only; torch takes more, but one seed must work for every model.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: Any) -> None:
     from dlx.errors import ConfigError
 
+    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            f"seed={seed} must be in 0..{SEED_MAX} (numpy and scikit-learn take 32-bit seeds)"
+        )
+
+
+def _keyed_schemas() -> dict[str, Any]:
+    # The root and the groups typed by one schema whatever the option (trainer, callbacks,
+    # scheduler): dlx reads their keys itself. Optimizer options are typed too, but their
+    # keys go to a torch.optim constructor, which takes more than the schema lists.
+    return {"": RunConfig, **{k: v for k, v in SCHEMAS.items() if "/" not in k and k != "run"}}
+
+
+def check_run(cfg: Any) -> None:
+    """All torch-free checks of a composed `train` config."""
+    from dlx.config_checks import check_ints, check_keys
+    from dlx.errors import ConfigError
+
+    check_keys(cfg, _keyed_schemas())
+    check_seed(cfg.get("seed"))
+    check_ints(cfg)
     check_trainer(cfg.trainer)
     ds = cfg.get("dataset")
     if ds is not None:

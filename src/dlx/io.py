@@ -65,3 +65,51 @@ def save_npz(arrays: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     _atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def why_unloadable(err: Exception) -> tuple[str, str]:
+    """Why `torch.load(weights_only=True)` refused a file, as (kind, detail):
+
+    - ("objects", "posix.system"): it pickles Python objects; weights_only refused the first
+      global it did not know, so nothing in it ran;
+    - ("corrupt", "failed finding central directory"): truncated or damaged;
+    - ("foreign", ""): not a torch file at all.
+    """
+    import pickle
+    import re
+    import zipfile
+
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if isinstance(err, pickle.UnpicklingError) and found:
+        return "objects", found.group(1)
+    if isinstance(err, (EOFError, zipfile.BadZipFile)) or "zip archive" in text:
+        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else ""
+        return "corrupt", first.removeprefix("PytorchStreamReader ") or "unexpected end"
+    return "foreign", ""
+
+
+def read_npz(path: Path) -> dict[str, Any]:
+    """Every array of an .npz file written by `save_npz`, read without unpickling anything.
+
+    A file holding Python objects (an object array, or a pickle under an .npz name) or a
+    damaged one raises DataError naming it: nothing in it runs.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from dlx.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except ValueError as err:
+        if "pickle" in str(err):  # numpy refuses to unpickle with allow_pickle=False
+            raise DataError(
+                f"{path} holds pickled Python objects, not plain arrays; refused without "
+                "loading them (delete it, or train the run again)"
+            ) from None
+        raise DataError(f"{path} is not a readable .npz file ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err})") from None

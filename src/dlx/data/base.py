@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dlx.config import check_split_options
-from dlx.data.cache import cache_path, cached
+from dlx.data.cache import Layout, cache_path, cached
 from dlx.errors import ConfigError
 
 
@@ -133,14 +133,17 @@ class Dataset(ABC):
         """Return the full (train, test) splits as CPU tensors."""
 
     def cached(
-        self, settings: dict[str, Any], build: Callable[[], dict[str, torch.Tensor]]
+        self,
+        settings: dict[str, Any],
+        build: Callable[[], dict[str, torch.Tensor]],
+        layout: Layout | None = None,
     ) -> dict[str, torch.Tensor]:
-        """`cache.cached` under this data set's name and cache folder, remembering where."""
+        """`cache.cached` under this data set's name and cache folder, remembering where;
+        an entry that does not fit `layout` is rebuilt."""
         if self.cache_dir is not None:
-            path = cache_path(self.cache_dir, self.name, settings)
-            self.cache_files.append(path)
-            self.cache_hit = path.exists()
-        return cached(self.cache_dir, self.name, settings, build)
+            self.cache_files.append(cache_path(self.cache_dir, self.name, settings))
+        tensors, self.cache_hit = cached(self.cache_dir, self.name, settings, build, layout)
+        return tensors
 
     def select(self, split: Split | None) -> Split | None:
         """Keep the samples of `self.classes`, relabelled 0..k-1 in the order given."""

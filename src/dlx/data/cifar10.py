@@ -19,7 +19,7 @@ import torch
 
 from dlx.data.archive import extract_tar
 from dlx.data.base import Dataset, Spec, Split
-from dlx.data.cache import file_fingerprint
+from dlx.data.cache import Field, Layout, file_fingerprint, split_fields
 from dlx.data.download import download_files
 from dlx.errors import DataError
 
@@ -142,5 +142,7 @@ class CIFAR10(Dataset):
                 out[f"{split}_y"] = torch.from_numpy(np.concatenate([y for _, y in parts]))
             return out
 
-        t = self.cached(settings, build)
+        pixels = Field(torch.uint8, self.source_spec.input_shape)
+        layout = Layout(split_fields(("train", "test"), pixels, len(CLASSES)))
+        t = self.cached(settings, build, layout)
         return Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from dlx.data.base import Dataset, Spec, Split
+from dlx.data.cache import Field, Layout, split_fields
 from dlx.data.digits import book_split
 from dlx.errors import ConfigError, DataError
 
@@ -121,11 +123,21 @@ class ImageFolder(Dataset):
 
         path = self.root / rel
         try:
-            with Image.open(path) as img:
-                img = img.convert(_MODES[self.channels])
-                if img.size != (self.width, self.height):
-                    img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
+            # Image.open reads only the header; PIL warns about (or, at twice its limit,
+            # refuses) a declared size past MAX_IMAGE_PIXELS. As an error, a decompression
+            # bomb (a tiny file declaring billions of pixels) is refused before decoding.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img = img.convert(_MODES[self.channels])
+                    if img.size != (self.width, self.height):
+                        img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
+                    arr = np.asarray(img, dtype=np.uint8)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise DataError(
+                f"refused image {path}: {str(err).split(', could be')[0]} (a possible "
+                "decompression bomb); remove it, or shrink it below that size"
+            ) from None
         except (OSError, UnidentifiedImageError, ValueError) as err:
             raise DataError(f"cannot decode image {path} ({err})") from None
         return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
@@ -168,7 +180,10 @@ class ImageFolder(Dataset):
                     out[f"{split}_x"], out[f"{split}_y"] = self._decode_all(listing)
             return out
 
-        t = self.cached(settings, build)
+        # The test split is there exactly when the listing has test images.
+        splits = ("train", "test") if test_list else ("train",)
+        pixels = Field(torch.uint8, (self.channels, self.height, self.width))
+        t = self.cached(settings, build, Layout(split_fields(splits, pixels, len(classes))))
         test = Split(t["test_x"], t["test_y"]) if "test_x" in t else None
         return Split(t["train_x"], t["train_y"]), test
 

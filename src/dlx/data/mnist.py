@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from dlx.data.base import Dataset, Spec, Split
-from dlx.data.cache import file_fingerprint
+from dlx.data.cache import Field, Layout, file_fingerprint, split_fields
 from dlx.data.download import download_files
 from dlx.data.idx import read_idx
 from dlx.errors import DataError
@@ -92,5 +92,7 @@ class MNIST(Dataset):
                 for k, v in arrays.items()
             }
 
-        t = self.cached(settings, build)
+        pixels = Field(torch.uint8, self.source_spec.input_shape)
+        layout = Layout(split_fields(("train", "test"), pixels, self.source_spec.num_classes))
+        t = self.cached(settings, build, layout)
         return Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dlx.data.base import Dataset, Spec, Split
+from dlx.data.cache import Field, Layout, split_fields
 from dlx.errors import ConfigError
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
@@ -102,6 +103,14 @@ class TextDataset(Dataset):
     def read_texts(self) -> tuple[list[str], np.ndarray, list[str] | None, np.ndarray | None]:
         """(train texts, train labels, test texts or None, test labels or None)."""
 
+    def _layout(self) -> Layout:
+        """The cache entry: token ids below num_words, class ids, the distinct-word count;
+        the test split only when the source has one (known once its texts are read)."""
+        ids = Field(torch.int64, (self.maxlen,), self.num_words)
+        fields = split_fields(("train", "test"), ids, self.source_spec.num_classes)
+        fields["distinct_words"] = Field(torch.int64, ())
+        return Layout(fields, optional=("test_x", "test_y"))
+
     def order(self, split: str, n: int) -> np.ndarray | None:
         """A permutation applied after the cache (None: keep file order)."""
         return None
@@ -130,7 +139,7 @@ class TextDataset(Dataset):
                 out["test_y"] = torch.from_numpy(np.asarray(test_y, dtype=np.int64))
             return out
 
-        t = self.cached(settings, build)
+        t = self.cached(settings, build, self._layout())
         distinct = int(t["distinct_words"])
         self.vocab_note = (
             f"{self.num_words:,} ids: {min(distinct, self.num_words - FIRST_WORD):,} most "

@@ -9,10 +9,7 @@ it; anything else (a planted pickle payload) is refused without being run.
 
 from __future__ import annotations
 
-import pickle
 import random
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import numpy as np
 import torch
 
 from dlx.errors import DlxError
+from dlx.io import why_unloadable
 
 FORMAT = 1
 
@@ -71,23 +69,76 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for bad files; all mean "unusable"
         raise CheckpointError(_why_unloadable(path, err)) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a dlx checkpoint (no model state in it)")
+    why = _not_a_checkpoint(ckpt)
+    if why:
+        raise CheckpointError(
+            f"{path} is not a dlx checkpoint ({why}); give a .pt file written by dlx train "
+            "(<run dir>/checkpoints/last.pt or best.pt)"
+        )
     return ckpt
 
 
+# The entries a dlx checkpoint may hold besides `model`, and their types (None where the
+# trainer writes None). Each is checked when present, so a file that merely loads (a bare
+# state_dict, a tensor, a dict of strings) is refused here, not by a traceback later.
+_ENTRIES: dict[str, tuple[type, ...]] = {
+    "format": (int,),
+    "optimizer": (dict,),
+    "scheduler": (dict, type(None)),
+    "scaler": (dict, type(None)),
+    "epoch": (int,),
+    "step": (int,),
+    "loop": (dict, type(None)),
+    "rng": (dict,),
+    "ranks": (list, type(None)),
+    "history": (list,),
+    "callbacks": (dict,),
+    "early_stopping_best_model": (dict, type(None)),
+    "config": (dict,),
+    "dlx_version": (str,),
+}
+
+
+def _not_a_checkpoint(ckpt: Any) -> str | None:
+    """Why a loaded object is not a dlx checkpoint (None: it is one)."""
+    if not isinstance(ckpt, dict):
+        return f"it holds a {type(ckpt).__name__}, not a dict"
+    if "model" not in ckpt:
+        return "no 'model' entry: a bare state_dict is not one"
+    why = _not_a_state_dict(ckpt["model"], "model")
+    if why:
+        return why
+    for key, types in _ENTRIES.items():
+        if key in ckpt and not isinstance(ckpt[key], types):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            return f"'{key}' is a {type(ckpt[key]).__name__}, not a {names}"
+    rows = ckpt.get("history") or []
+    if not all(isinstance(r, dict) for r in rows):
+        return "'history' is not a list of dicts"
+    best = ckpt.get("early_stopping_best_model")
+    return None if best is None else _not_a_state_dict(best, "early_stopping_best_model")
+
+
+def _not_a_state_dict(state: Any, name: str) -> str | None:
+    if not isinstance(state, dict):
+        return f"'{name}' is a {type(state).__name__}, not a state dict"
+    for key, value in state.items():
+        if not isinstance(key, str):
+            return f"'{name}' has the key {key!r} ({type(key).__name__}), not a parameter name"
+        if not isinstance(value, torch.Tensor):
+            return f"{name}[{key!r}] is a {type(value).__name__}, not a tensor"
+    return None
+
+
 def _why_unloadable(path: Path, err: Exception) -> str:
-    text = str(err)
-    # weights_only refuses any global it does not know; the payload is never run.
-    found = re.search(r"GLOBAL (\S+)", text)
-    if isinstance(err, pickle.UnpicklingError) and found:
+    kind, detail = why_unloadable(err)
+    if kind == "objects":  # weights_only refuses any global it does not know: nothing ran
         return (
-            f"checkpoint {path} holds Python objects ({found.group(1)}), not just weights; "
+            f"checkpoint {path} holds Python objects ({detail}), not just weights; "
             "refused without running it. Only load checkpoints you trust"
         )
-    if isinstance(err, (EOFError, zipfile.BadZipFile)) or "zip archive" in text:
-        reason = text.strip().splitlines()[0].split(". ")[0] if text.strip() else "unexpected end"
-        return f"checkpoint {path} is truncated or corrupt ({reason}); use an earlier one"
+    if kind == "corrupt":
+        return f"checkpoint {path} is truncated or corrupt ({detail}); use an earlier one"
     return f"{path} is not a checkpoint (it does not load as one); give a .pt file written by dlx"
 
 

@@ -33,7 +33,13 @@ from dlx.config import check_trainer
 from dlx.data.base import Data, Split
 from dlx.engine import distributed, faults
 from dlx.engine.callbacks import EarlyStopping, Monitor, mode_for
-from dlx.engine.checkpoint import load_checkpoint, load_model_state, rng_state, set_rng_state
+from dlx.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+    rng_state,
+    set_rng_state,
+)
 from dlx.engine.progress import make_bar
 from dlx.engine.runtime import (
     autocast_for,
@@ -672,6 +678,11 @@ class Trainer:
     def _restore(self, path: Path, parts: dict[str, Any]) -> dict[str, torch.Tensor] | None:
         ckpt = load_checkpoint(path, map_location=self.device)
         load_model_state(parts["model"], ckpt["model"], path)
+        if "optimizer" not in ckpt:
+            raise CheckpointError(
+                f"checkpoint {path} holds weights only (no optimizer state), so a run cannot "
+                f"resume from it; start from its weights with model.init_from={path}"
+            )
         try:
             parts["optimizer"].load_state_dict(ckpt["optimizer"])
             for key in ("scheduler", "scaler"):
@@ -685,6 +696,19 @@ class Trainer:
         loop = ckpt.get("loop")
         if loop is None:  # a weights-only checkpoint from elsewhere
             return None
+        try:
+            self._restore_loop(ckpt, loop, parts)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            # load_checkpoint checked the entries' types; this is their inside (a hand-made
+            # or damaged file): refused in one line rather than a traceback.
+            raise CheckpointError(
+                f"checkpoint {path} is not a complete dlx checkpoint (its loop state does not "
+                f"read: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                "resume from another one, or start from its weights with model.init_from"
+            ) from None
+        return ckpt.get("early_stopping_best_model")
+
+    def _restore_loop(self, ckpt: dict, loop: dict, parts: dict[str, Any]) -> None:
         s = self.state
         s.epoch, s.step, s.batch, s.seen = ckpt["epoch"], ckpt["step"], loop["batch"], loop["seen"]
         s.sums = None if loop["sums"] is None else loop["sums"].to(self.device)
@@ -706,7 +730,6 @@ class Trainer:
             if not self.dist.main and s.sums is not None:  # rank 0 carries the saved totals
                 s.sums.zero_()
                 s.seen = 0
-        return ckpt.get("early_stopping_best_model")
 
     def _write_csv(self) -> None:
         if self.run_dir is not None and self.dist.main:

@@ -170,8 +170,9 @@ def _linear_labeller(run: Any) -> Any:
     path = run.run_dir / "model.npz"
     if not path.is_file():
         raise Skip("no model.npz with the fitted arrays")
-    with np.load(path, allow_pickle=False) as saved:
-        arrays = dict(saved)
+    from dlx.io import read_npz
+
+    arrays = read_npz(path)
 
     def one(suffix: str) -> np.ndarray | None:
         found = [v for k, v in arrays.items() if k == suffix or k.endswith(f".{suffix}")]

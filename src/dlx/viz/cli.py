@@ -88,11 +88,18 @@ def viz(argv: list[str]) -> list[Path]:
         names = ", ".join(p.stem for p in paths)
         print(f"dlx viz: {len(paths)} figure{'s' * (len(paths) != 1)} in {where}: {names}")
         if skipped:
-            print("  not drawn: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+            print(f"  not drawn: {_reasons(skipped)}")
         if not paths:  # every run has some figure; none means its data or model is missing
-            reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
-            raise ConfigError(f"dlx viz: no figure drawn for {folder} ({reasons})")
+            raise ConfigError(f"dlx viz: no figure drawn for {folder} ({_reasons(skipped)})")
     return written
+
+
+def _reasons(skipped: dict[str, str]) -> str:
+    """`a, b (why); c (why)`: figures skipped for one reason (an unusable file) share it."""
+    names: dict[str, list[str]] = {}
+    for name, why in skipped.items():
+        names.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(n)} ({why})" for why, n in names.items())
 
 
 @reports_errors

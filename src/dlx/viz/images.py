@@ -42,10 +42,12 @@ def _rbm_weights(run: Any) -> np.ndarray:
         return rbm.weight.detach().float().cpu().numpy()
     path = run.run_dir / "model.npz"
     if path.is_file():  # scikit-learn's BernoulliRBM: rbm.components_
-        with np.load(path, allow_pickle=False) as saved:
-            found = [k for k in saved.files if k.endswith("components_")]
-            if found:
-                return saved[found[0]]
+        from dlx.io import read_npz
+
+        saved = read_npz(path)
+        found = [k for k in saved if k.endswith("components_")]
+        if found:
+            return saved[found[0]]
     raise Skip("no RBM")
 
 

@@ -218,10 +218,12 @@ class RunView:
             path = self.predictions_file()
             if path is None:
                 raise Skip("no predictions saved for this run")
-            with np.load(path, allow_pickle=False) as saved:
-                if name not in saved:
-                    raise Skip(f"no {name} predictions saved for this run")
-                labels = saved[name]
+            from dlx.io import read_npz
+
+            saved = read_npz(path)
+            if name not in saved:
+                raise Skip(f"no {name} predictions saved for this run")
+            labels = saved[name]
         else:
             split = self.data.splits()[name]
             batch = 1024

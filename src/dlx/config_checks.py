@@ -1,0 +1,81 @@
+"""Checks over a whole composed config that no schema type can express.
+
+- Keys a schema does not know. Struct mode refuses `trainer.max_epoch=3`, but Hydra's own
+  advice for that error, `+trainer.max_epoch=3`, adds the key anyway; the trainer would then
+  fail on it with a traceback after the data has loaded.
+- Integers past 64 bits. OmegaConf keeps Python's unbounded ints, which torch and numpy
+  refuse deep inside a run ("Overflow when unpacking long long").
+
+Torch-free, like config.py: both run before the command imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.errors import ConfigError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_keys(cfg: DictConfig, schemas: Mapping[str, type]) -> None:
+    """Refuse a key that is not a field of its node's schema.
+
+    `schemas` maps a top-level key ("" for the root) to its dataclass. Nested dataclass
+    fields (callbacks.early_stopping) are checked too; fields typed Any are free-form.
+    """
+    for name, schema in schemas.items():
+        node = cfg if name == "" else cfg.get(name)
+        if isinstance(node, DictConfig):
+            _check_node(node, schema, name)
+
+
+def _check_node(node: DictConfig, schema: type, where: str) -> None:
+    hints = typing.get_type_hints(schema)
+    fields = [f.name for f in dataclasses.fields(schema)]  # type: ignore[arg-type]
+    for key in node:
+        key = str(key)
+        if where == "" and key == "hydra":  # Hydra's own node, when a caller leaves it in
+            continue
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            raise ConfigError(_unknown(path, key, where, fields))
+        child = node._get_node(key)
+        if dataclasses.is_dataclass(hints.get(key)) and isinstance(child, DictConfig):
+            _check_node(child, hints[key], path)
+
+
+def _unknown(path: str, key: str, where: str, fields: list[str]) -> str:
+    what = f"a {where} setting" if where else "a top-level setting"
+    close = difflib.get_close_matches(key, fields, n=1)
+    if close:
+        better = f"{where}.{close[0]}" if where else close[0]
+        return f"{path} is not {what} (did you mean {better}?)"
+    return f"{path} is not {what}; {where or 'top-level'} settings: {', '.join(fields)}"
+
+
+def check_ints(cfg: DictConfig) -> None:
+    """Refuse any integer outside the signed 64-bit range, naming its key."""
+    for path, value in _leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            raise ConfigError(
+                f"{path}={value} does not fit in a 64-bit integer "
+                f"({INT64_MIN}..{INT64_MAX}); use a value in that range"
+            )
+
+
+def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{path}[{i}]")
+    else:
+        yield path, node
