@@ -95,6 +95,12 @@ CASES: list[tuple[list[str], str]] = [
     (["seed=-1"], "seed=-1 must be in 0..4294967295"),
     (["dataset.limit=1180591620717411303424"], "dataset.limit=1180591620717411303424 does not fit"),
     (["model.hidden=[99999999999999999999999]"], "model.hidden[0]=99999999999999999999999 does"),
+    (["trainer.gradient_clip_val=nan"], "trainer.gradient_clip_val=nan must be a finite number"),
+    (["optimizer.lr=inf"], "optimizer.lr=inf must be a finite number"),
+    (
+        ["callbacks=early_stopping", "callbacks.early_stopping.min_delta=nan"],
+        "callbacks.early_stopping.min_delta=nan must be a finite number",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -61,13 +62,19 @@ def _unknown(path: str, key: str, where: str, fields: list[str]) -> str:
 
 
 def check_ints(cfg: DictConfig) -> None:
-    """Refuse any integer outside the signed 64-bit range, naming its key."""
+    """Refuse any integer outside the signed 64-bit range, and any float that is not a
+    finite number (a NaN passes every `x <= 0` check: gradient_clip_val=nan trained to NaN
+    and blamed the learning rate; min_delta=nan switched early stopping off), naming its key."""
     for path, value in _leaves(OmegaConf.to_container(cfg, resolve=False), ""):
+        if isinstance(value, bool):
+            continue
         if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
             raise ConfigError(
                 f"{path}={value} does not fit in a 64-bit integer "
                 f"({INT64_MIN}..{INT64_MAX}); use a value in that range"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}={value} must be a finite number")
 
 
 def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
