@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import sys
 
 from dlx import __version__
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     module = importlib.import_module(COMMANDS[name][0])
+    if argv_is_the_process:
+        # A log file on a full or read-only disk would print a traceback for every record
+        # (logging's default); the run's own writes fail with one line saying what to do.
+        logging.raiseExceptions = False
     try:
         module.main(rest)
     finally:

@@ -33,8 +33,15 @@ from dlx.config import check_trainer
 from dlx.data.base import Data, Split
 from dlx.engine import distributed, faults
 from dlx.engine.callbacks import EarlyStopping, Monitor, mode_for
-from dlx.engine.checkpoint import load_checkpoint, load_model_state, rng_state, set_rng_state
+from dlx.engine.checkpoint import (
+    load_checkpoint,
+    load_model_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from dlx.engine.progress import make_bar
+from dlx.engine.resume import resume_path
 from dlx.engine.runtime import (
     autocast_for,
     configure_backends,
@@ -47,7 +54,7 @@ from dlx.engine.signals import StopRequest
 from dlx.engine.tasks import Task
 from dlx.engine.warmup import warm_up
 from dlx.errors import ConfigError, DlxError
-from dlx.io import atomic_save, atomic_write_text
+from dlx.io import atomic_write_text
 
 log = logging.getLogger("dlx")
 
@@ -194,20 +201,9 @@ class Trainer:
 
     def resume_path(self) -> Path | None:
         """The checkpoint to resume from, or None to start fresh."""
-        if not self.resume:
-            return None
-        if self.resume == "auto":
-            path = self.checkpoint_path()
-            if path is None or not path.is_file():
-                log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
-                return None
-            return path
-        path = Path(self.resume).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"trainer.resume={self.resume}: no such checkpoint; give the path of a "
-                "last.pt or best.pt, or use trainer.resume=auto"
-            )
+        path = resume_path(self.resume, self.checkpoint_path())
+        if path is None and self.resume == "auto":
+            log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
         return path
 
     # -- the loop ---------------------------------------------------------------------------
@@ -667,7 +663,7 @@ class Trainer:
             "dlx_version": __version__,
         }
         hook = (lambda: faults.reach("checkpoint_write")) if faults.ENABLED else None
-        atomic_save(ckpt, path, before_rename=hook)
+        save_checkpoint(ckpt, path, before_rename=hook, resume_hint=self.resume_hint)
 
     def _restore(self, path: Path, parts: dict[str, Any]) -> dict[str, torch.Tensor] | None:
         ckpt = load_checkpoint(path, map_location=self.device)
