@@ -69,6 +69,8 @@ CASES: list[tuple[list[str], str]] = [
     (["trainer.resume={files}/evil.pt"], "holds Python objects (posix.system)"),
     (["trainer.resume={files}/other_model.pt"], "does not fit this model"),
     (["hydra.run.dir={files}/a_file/run"], "is not a writable folder"),
+    # os.access tells root /proc is writable; creating a folder there fails
+    (["hydra.run.dir=/proc/dlx-run"], "cannot write the run dir /proc/dlx-run: /proc is not"),
     (
         ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val/acc"],
         "callbacks.early_stopping.monitor=val/acc is not a metric",

@@ -88,6 +88,23 @@ def test_eval_refuses_bad_requests(trained, tmp_path, cli_env, args, words):
     assert not (tmp_path / "ev" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize(
+    "where", ["/proc/dlx-eval", "{tmp}/a_file/ev"], ids=["proc", "under-a-file"]
+)
+def test_eval_refuses_a_run_dir_it_cannot_create(trained, tmp_path, cli_env, where):
+    (tmp_path / "a_file").write_text("x")
+    run_dir = where.format(tmp=tmp_path)
+    out = run_dlx(
+        "eval",
+        f"ckpt={trained / 'checkpoints' / 'last.pt'}",
+        f"hydra.run.dir={run_dir}",
+        env=cli_env,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: cannot write the run dir {run_dir}: ")
+    assert "is not a writable folder" in out.stderr and out.stderr.count("\n") == 1
+
+
 def test_eval_refuses_a_checkpoint_that_does_not_fit(trained, tmp_path, cli_env):
     # A checkpoint whose stored config says hidden=[64] but whose weights are hidden=[32].
     ckpt = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import signal
 import sys
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         # one line with 128 + its number, not a traceback from wherever start-up was.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
+        # A log file on a full or read-only disk would print a traceback for every record
+        # (logging's default); the run's own writes fail with one line saying what to do.
+        logging.raiseExceptions = False
     try:
         module = importlib.import_module(COMMANDS[name][0])
         module.main(rest)

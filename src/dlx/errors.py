@@ -44,6 +44,15 @@ def interrupted(err: KeyboardInterrupt) -> None:
     fail(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
 
 
+class WriteError(DlxError):
+    """A file that could not be written: disk full, file-size limit, read-only folder.
+
+    A fault of the machine, not of the command line: exit code 1.
+    """
+
+    exit_code = 1
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print `error: message` on stderr and exit; used at the CLI boundary only."""
     sys.stderr.write(f"error: {message}\n")
@@ -51,8 +60,19 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def fail_on_write_fault(err: OSError) -> None:
+    """A write outside dlx.io (Hydra's own files, a logger's library) on a full or
+    read-only disk: one line as well. Any other OSError is re-raised."""
+    from dlx.io import WRITE_FAULTS, cannot_write
+
+    if err.errno not in WRITE_FAULTS:
+        raise err
+    fail(str(cannot_write(err.filename or "a file of the run", err)), 1)
+
+
 def reports_errors(func: Callable[..., T]) -> Callable[..., T]:
-    """Turn a DlxError raised by a command into one line on stderr and exit code 2.
+    """Turn a DlxError raised by a command into one line on stderr and its exit code (2
+    unless the error says otherwise); a write that hit a full or read-only disk too.
 
     SystemExit passes through Hydra's own error handler, which would otherwise print a
     stack trace for any exception raised inside a task function.
@@ -64,6 +84,8 @@ def reports_errors(func: Callable[..., T]) -> Callable[..., T]:
             return func(*args, **kwargs)
         except DlxError as err:
             fail(str(err), err.exit_code)
+        except OSError as err:
+            fail_on_write_fault(err)
         except KeyboardInterrupt as err:
             interrupted(err)
 

@@ -89,7 +89,7 @@ def eval_config(saved: dict[str, Any], args: dict[str, Any]) -> DictConfig:
 def evaluate(argv: list[str]) -> dict[str, Any]:
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
     from dlx.engine.trainer import Trainer, count_params
-    from dlx.io import write_json
+    from dlx.io import atomic_write_text, write_json
     from dlx.models import build_model
     from dlx.targets import instantiate
 
@@ -133,7 +133,7 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     metrics["checkpoint_epoch"] = ckpt.get("epoch")
     metrics["wall_time_s"] = time.perf_counter() - t0
     write_json(metrics, run_dir / "metrics.json")
-    OmegaConf.save(cfg, run_dir / "config.yaml")
+    atomic_write_text(OmegaConf.to_yaml(cfg), run_dir / "config.yaml")
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" in k)
     print(f"dlx eval: {shown}  ({len(split)} samples)  ->  {run_dir}")
     return metrics

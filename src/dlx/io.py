@@ -1,16 +1,55 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename.
 
 A run killed at any moment leaves either the old file or the new one, never half of one.
+A write that fails (disk full, file-size limit, read-only folder) removes its temp file,
+leaves the old file as it was and raises a WriteError: one line saying what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from dlx.errors import WriteError
+
+# errno values that mean "this disk or folder takes no more writes", whatever the file.
+WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+_FIXES = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+    errno.EROFS: "make that file system writable",
+    errno.EACCES: "make that folder writable",
+    errno.EPERM: "make that folder writable",
+}
+
+
+def cannot_write(path: str | Path, err: OSError) -> WriteError:
+    """The one-line error for a failed write of `path`."""
+    fix = _FIXES.get(err.errno or 0, "check that folder and its disk")
+    reason = err.strerror or str(err)
+    return WriteError(
+        f"cannot write {path}: {reason}; {fix}, or write the run elsewhere (hydra.run.dir=<dir>)"
+    )
+
+
+def _os_error(err: BaseException | None) -> OSError | None:
+    """The OSError behind `err`, if any. torch.save reports a failed write as a RuntimeError
+    ("unexpected pos ...") raised while handling the file's OSError: follow the chain."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _atomic(
@@ -19,8 +58,11 @@ def _atomic(
     before_rename: Callable[[], None] | None = None,
 ) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise cannot_write(path, err) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,9 +72,13 @@ def _atomic(
         if before_rename is not None:
             before_rename()
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as err:
+        with contextlib.suppress(OSError):  # a folder turned read-only keeps it; nothing to do
+            Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(err)
+        if cause is None:
+            raise
+        raise cannot_write(path, cause) from None
 
 
 def _umask() -> int:

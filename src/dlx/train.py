@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlx import guard as _guard
 from dlx.compose import COMPOSE_ERRORS, as_config_error
 from dlx.config import check_run, register_configs
-from dlx.errors import ConfigError, DlxError, fail, reports_errors
+from dlx.errors import ConfigError, DlxError, fail, fail_on_write_fault, reports_errors
 
 log = logging.getLogger("dlx")
 # Before Hydra composes anything here, also in a launcher's worker process (joblib,
@@ -38,34 +39,24 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
     before. Metrics come back prefixed by stage name.
     """
     from dlx.console import extra, print_config_tree, print_final_table
+    from dlx.engine.resume import check_resume
     from dlx.io import write_json
 
     if extra(cfg, "print_config"):
         print_config_tree(cfg)
     t0 = time.perf_counter()
-    stages = cfg.get("stages") or []
-    if not stages:
+    if not cfg.get("stages"):
+        check_resume(cfg, run_dir)  # before anything is written (DDP's workers included)
         metrics = run_one(cfg, run_dir, resume_hint)
     else:
-        metrics, previous = {}, None
-        base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "stages"])
-        for i, stage in enumerate(stages, 1):
-            name = stage.get("name") or f"stage{i}"
-            stage_cfg = base.copy()
-            for group, option in (stage.get("groups") or {}).items():
-                from dlx.compose import compose
-
-                stage_cfg[group] = compose("train", [f"{group}={option}"])[group]
-            stage_cfg = OmegaConf.merge(stage_cfg, stage.get("overrides") or {})
-            if stage_cfg.model.get("init_from") == "previous":
-                if previous is None:
-                    raise ConfigError(f"stage {name}: model.init_from=previous in the first stage")
-                stage_cfg.model.init_from = str(previous)
-            stage_dir = None if run_dir is None else run_dir / f"{i}_{name}"
+        stages = stage_runs(cfg, run_dir)
+        for _, stage_cfg, stage_dir in stages:  # every stage, before the first one runs
+            check_resume(stage_cfg, stage_dir)
+        metrics = {}
+        for i, (name, stage_cfg, stage_dir) in enumerate(stages, 1):
             log.info("stage %d/%d: %s", i, len(stages), name)
             result = run_one(stage_cfg, stage_dir, resume_hint)
             metrics.update({f"{name}/{k}": v for k, v in result.items()})
-            previous = None if stage_dir is None else stage_dir / "checkpoints" / "last.pt"
         metrics.update(result)  # the last stage's metrics also at the top level
     metrics["wall_time_s"] = time.perf_counter() - t0
     if run_dir is not None and _is_main():
@@ -77,6 +68,29 @@ def run(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[st
     if extra(cfg, "final_table"):
         print_final_table(metrics, run_dir)
     return metrics
+
+
+def stage_runs(cfg: DictConfig, run_dir: Path | None) -> list[tuple[str, DictConfig, Path | None]]:
+    """(name, config, run dir) of each of `cfg.stages`: the config with the stage's `groups`
+    swapped and its `overrides` merged in, `model.init_from: previous` made a path."""
+    from dlx.compose import compose
+
+    base = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "stages"])
+    runs, previous = [], None
+    for i, stage in enumerate(cfg.stages, 1):
+        name = stage.get("name") or f"stage{i}"
+        stage_cfg = base.copy()
+        for group, option in (stage.get("groups") or {}).items():
+            stage_cfg[group] = compose("train", [f"{group}={option}"])[group]
+        stage_cfg = OmegaConf.merge(stage_cfg, stage.get("overrides") or {})
+        if stage_cfg.model.get("init_from") == "previous":
+            if previous is None:
+                raise ConfigError(f"stage {name}: model.init_from=previous in the first stage")
+            stage_cfg.model.init_from = str(previous)
+        stage_dir = None if run_dir is None else run_dir / f"{i}_{name}"
+        runs.append((name, stage_cfg, stage_dir))
+        previous = None if stage_dir is None else stage_dir / "checkpoints" / "last.pt"
+    return runs
 
 
 def run_one(cfg: DictConfig, run_dir: Path | None, resume_hint: str = "") -> dict[str, Any]:
@@ -260,20 +274,30 @@ def _one_line_errors() -> Iterator[None]:
     except COMPOSE_ERRORS as err:
         err = as_config_error(err)
         fail(str(err), err.exit_code)
+    except OSError as err:  # Hydra writing .hydra/ onto a full or read-only disk
+        fail_on_write_fault(err)
     finally:
         _job_started()
 
 
 def check_writable(path: Path) -> None:
-    """Fail early, in one line, when the run dir cannot be created or written."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    """Fail early, in one line, when the run dir cannot be created or written.
+
+    It is really tried: the folder is made (as Hydra or `dlx eval` would next) and a file
+    opened in it. Asking os.access is not enough: as root it says yes to /proc.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
         raise ConfigError(
-            f"cannot write the run dir {path}: {probe} is not a writable folder; "
-            "set hydra.run.dir (or DLX_OUTPUT_DIR) to a writable place"
-        )
+            f"cannot write the run dir {path}: {probe} is not a writable folder "
+            f"({err.strerror or err}); set hydra.run.dir (or DLX_OUTPUT_DIR) to a writable place"
+        ) from None
 
 
 def _is_main() -> bool:

@@ -10,6 +10,7 @@ in practice agree to float rounding (the test asserts 1%, and 1e-4 on the losses
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -260,3 +261,40 @@ def test_a_diverged_ddp_run_stops_every_rank_in_one_line(tmp_path, cli_env):
     assert (
         out.stderr.startswith("error: loss became nan at epoch 1") and out.stderr.count("\n") == 1
     )
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The DDP worker processes of `dlx train` process `pid`, in start order (rank order)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return sorted(found)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [0, 1], ids=["rank0", "rank1"])
+def test_a_worker_killed_mid_run_is_one_line(tmp_path, cli_env, victim):
+    # The survivor's collective fails ("Connection reset by peer"): its traceback says
+    # nothing the launcher's line does not, and is not shown.
+    cmd = [DLX, "train", *DDP, "trainer.accelerator=cpu", "trainer.batch_size=8"]
+    cmd += ["trainer.max_epochs=100000", "trainer.progress=false", "viz.enabled=false"]
+    proc = subprocess.Popen(
+        [*cmd, f"hydra.run.dir={tmp_path / 'run'}"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # training is under way
+            if line.startswith("epoch 1/"):
+                break
+        workers = spawned_workers(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[victim], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    assert err.startswith("error: trainer.devices=2: worker rank ") and err.count("\n") == 1, err
+    assert "was killed by signal 9" in err and "Traceback" not in err

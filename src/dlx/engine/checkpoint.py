@@ -10,13 +10,15 @@ it; anything else (a planted pickle payload) is refused without being run.
 from __future__ import annotations
 
 import random
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, WriteError
 from dlx.io import why_unloadable
 
 FORMAT = 1
@@ -60,13 +62,40 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a dlx checkpoint safely, turning every failure into one clear line."""
+def save_checkpoint(
+    ckpt: dict[str, Any],
+    path: Path,
+    before_rename: Callable[[], None] | None = None,
+    resume_hint: str = "",
+) -> None:
+    """Write `ckpt` to `path` atomically; a failed write says what is kept and how to go on."""
+    from dlx.io import atomic_save
+
+    try:
+        atomic_save(ckpt, path, before_rename)
+    except WriteError as err:
+        if path.is_file():  # the temp file is gone, the previous checkpoint untouched
+            kept = f"the previous checkpoint {path} is kept"
+            if resume_hint:
+                kept += f"; after the fix, resume with: {resume_hint}"
+        else:
+            kept = "no earlier checkpoint of this run exists"
+        raise WriteError(f"{err}; {kept}") from None
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict:
+    """Load a dlx checkpoint safely, turning every failure into one clear line.
+
+    mmap=True maps the tensors instead of reading them: cheap when only the config is needed.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises many types for bad files; all mean "unusable"
         raise CheckpointError(_why_unloadable(path, err)) from None
     why = _not_a_checkpoint(ckpt)

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -225,6 +226,8 @@ def spawn(
         err.exit_code = code
         raise err
     rank, code = failed if failed is not None else (0, 1)
+    if messages.get(rank, ("",))[0] == "crash":  # the failure behind the others: say where
+        sys.stderr.write(f"worker rank {rank} crashed:\n{messages[rank][2]}")
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     err = DlxError(f"trainer.devices={devices}: worker rank {rank} {how} (see its output above)")
     err.exit_code = 1
@@ -234,36 +237,71 @@ def spawn(
 def _join(procs: list[Any], conns: list[Any], messages: dict[int, tuple]) -> tuple[int, int] | None:
     """Wait for every worker, collecting the one message each sends; after the first
     failure, give the rest GRACE_S to finish, then stop waiting (the caller kills them).
-    Returns (rank, exit code) of the first worker that failed, or None."""
+
+    Returns (rank, exit code) of the worker whose failure came first, not counting those
+    that only lost a peer (their collectives fail once another worker is gone), or None."""
     import time
 
     waiting: dict[Any, tuple[str, int]] = {p.sentinel: ("proc", r) for r, p in enumerate(procs)}
     waiting.update({c: ("conn", r) for r, c in enumerate(conns)})
     failed: tuple[int, int] | None = None
+    lost: tuple[int, int] | None = None
     deadline = None
+
+    def receive(rank: int) -> None:
+        conn = conns[rank]
+        if conn in waiting:
+            with contextlib.suppress(EOFError):  # exited without a word
+                if conn.poll():  # a worker's message is sent before it exits
+                    messages[rank] = conn.recv()
+            del waiting[conn]
+            conn.close()
+
     while any(kind == "proc" for kind, _ in waiting.values()):
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         ready = multiprocessing.connection.wait(list(waiting), timeout=timeout)
         if not ready:
             break
         for obj in ready:
+            if obj not in waiting:  # a conn already read with its process's exit
+                continue
             kind, rank = waiting[obj]
             if kind == "conn":
-                with contextlib.suppress(EOFError):  # exited without a word
-                    messages[rank] = obj.recv()
-                del waiting[obj]
-                obj.close()
+                receive(rank)
                 continue
             del waiting[obj]
             procs[rank].join()
-            if procs[rank].exitcode != 0 and failed is None:
-                failed = (rank, procs[rank].exitcode)
-                deadline = time.monotonic() + GRACE_S
-    for obj, (kind, rank) in waiting.items():  # a message sent just before the exit
-        if kind == "conn" and obj.poll():
-            with contextlib.suppress(EOFError):
-                messages[rank] = obj.recv()
-    return failed
+            code = procs[rank].exitcode
+            if code == 0:
+                continue
+            receive(rank)
+            deadline = deadline or time.monotonic() + GRACE_S
+            if _lost_peer(messages.get(rank)):
+                lost = lost or (rank, code)
+            elif failed is None:
+                failed = (rank, code)
+    for kind, rank in list(waiting.values()):  # a message sent just before the exit
+        if kind == "conn":
+            receive(rank)
+    return failed or lost
+
+
+def _lost_peer(message: tuple | None) -> bool:
+    return message is not None and message[0] == "crash" and message[3]
+
+
+def _in_collective(err: BaseException) -> bool:
+    """Whether `err` came out of the process group: once a worker is gone, the others'
+    collectives fail (gloo: "Connection reset by peer"), and their tracebacks say nothing
+    about why. From torch.distributed or DDP's Python code, or the backend's C++ (DDP's
+    all-reduce runs inside backward)."""
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    where = [f.filename.replace("\\", "/") for f in traceback.extract_tb(err.__traceback__)]
+    if any("torch/distributed/" in f or "torch/nn/parallel/" in f for f in where[-3:]):
+        return True
+    text = str(err)
+    return "gloo" in text or "NCCL" in text or "c10d" in text
 
 
 def _die_with_parent() -> None:
@@ -314,6 +352,9 @@ def _worker(
     except KeyboardInterrupt:
         result.send(("error", 130, "interrupted"))
         code = 130
+    except Exception as err:  # the launcher shows the traceback if this failure came first
+        result.send(("crash", 1, traceback.format_exc(), _in_collective(err)))
+        code = 1
     result.close()
     if code == 0:
         # Free what still holds gloo work (DDP's reducer sits in reference cycles) while the

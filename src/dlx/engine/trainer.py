@@ -38,9 +38,11 @@ from dlx.engine.checkpoint import (
     load_checkpoint,
     load_model_state,
     rng_state,
+    save_checkpoint,
     set_rng_state,
 )
 from dlx.engine.progress import make_bar
+from dlx.engine.resume import resume_path
 from dlx.engine.runtime import (
     autocast_for,
     configure_backends,
@@ -53,7 +55,7 @@ from dlx.engine.signals import StopRequest
 from dlx.engine.tasks import Task
 from dlx.engine.warmup import warm_up
 from dlx.errors import ConfigError, DlxError
-from dlx.io import atomic_save, atomic_write_text
+from dlx.io import atomic_write_text
 
 log = logging.getLogger("dlx")
 
@@ -200,20 +202,9 @@ class Trainer:
 
     def resume_path(self) -> Path | None:
         """The checkpoint to resume from, or None to start fresh."""
-        if not self.resume:
-            return None
-        if self.resume == "auto":
-            path = self.checkpoint_path()
-            if path is None or not path.is_file():
-                log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
-                return None
-            return path
-        path = Path(self.resume).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"trainer.resume={self.resume}: no such checkpoint; give the path of a "
-                "last.pt or best.pt, or use trainer.resume=auto"
-            )
+        path = resume_path(self.resume, self.checkpoint_path())
+        if path is None and self.resume == "auto":
+            log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
         return path
 
     # -- the loop ---------------------------------------------------------------------------
@@ -673,7 +664,7 @@ class Trainer:
             "dlx_version": __version__,
         }
         hook = (lambda: faults.reach("checkpoint_write")) if faults.ENABLED else None
-        atomic_save(ckpt, path, before_rename=hook)
+        save_checkpoint(ckpt, path, before_rename=hook, resume_hint=self.resume_hint)
 
     def _restore(self, path: Path, parts: dict[str, Any]) -> dict[str, torch.Tensor] | None:
         ckpt = load_checkpoint(path, map_location=self.device)
