@@ -24,6 +24,7 @@ import logging
 import logging.handlers
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import threading
@@ -157,11 +158,36 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 # -- dlx train trainer.devices=N --------------------------------------------------------------
 
 
-class _Relay(logging.Handler):
-    """Hands a worker's log record to this process's logger of the same name."""
+class _Relay:
+    """Hands rank 0's log records, from a queue, to this process's loggers of the same name.
 
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
+    Not logging's QueueListener: its stop() puts an end marker on the queue, which waits
+    forever for the queue's lock when a worker was killed while writing a record. This one
+    puts nothing, and stop() waits only so long for the records in flight: a record cut off
+    by a kill would block the reading thread for good (a daemon, left behind).
+    """
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dlx-log-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                record = self._records.get(timeout=0.1)
+            except queue.Empty:
+                if self._done.is_set():  # every worker is gone and their records are read
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            logging.getLogger(record.name).handle(record)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._done.set()
+        self._thread.join(timeout)
 
 
 def spawn(
@@ -181,8 +207,7 @@ def spawn(
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in range(devices)]  # (receive, send) per rank
     logs = ctx.Queue()
-    listener = logging.handlers.QueueListener(logs, _Relay())
-    listener.start()
+    listener = _Relay(logs)
     procs = [
         ctx.Process(
             target=_worker,
