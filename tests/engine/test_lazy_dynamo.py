@@ -5,6 +5,7 @@ imported torch._dynamo already."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -82,7 +83,9 @@ def test_dlx_train_reaches_its_first_step_without_running_dynamo(cli_env, tmp_pa
     run_dir = tmp_path / "run"
     out = run_dlx("train", "trainer=smoke", f"hydra.run.dir={run_dir}", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| torch\n" in out.stderr  # the import log is there, and torch is in it
+    # The import log is there, and torch is in it (at whatever depth: the config's targets
+    # are resolved while it is composed, so a dlx module may import it first).
+    assert re.search(r"\|\s+torch\n", out.stderr)
     assert "torch._dynamo.convert_frame" not in out.stderr
     assert "torch._dynamo.eval_frame" not in out.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] >= 1
