@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -60,11 +62,32 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+# What a failed write means to the user (shared by dlx.io's writers and the CLI boundary).
+# errno values that mean "this disk or folder takes no more writes", whatever the file.
+WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+_FIXES = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+    errno.EROFS: "make that file system writable",
+    errno.EACCES: "make that folder writable",
+    errno.EPERM: "make that folder writable",
+}
+
+
+def cannot_write(path: str | Path, err: OSError) -> WriteError:
+    """The one-line error for a failed write of `path`."""
+    fix = _FIXES.get(err.errno or 0, "check that folder and its disk")
+    reason = err.strerror or str(err)
+    return WriteError(
+        f"cannot write {path}: {reason}; {fix}, or write the run elsewhere (hydra.run.dir=<dir>)"
+    )
+
+
 def fail_on_write_fault(err: OSError) -> None:
     """A write outside dlx.io (Hydra's own files, a logger's library) on a full or
     read-only disk: one line as well. Any other OSError is re-raised."""
-    from dlx.io import WRITE_FAULTS, cannot_write
-
     if err.errno not in WRITE_FAULTS:
         raise err
     fail(str(cannot_write(err.filename or "a file of the run", err)), 1)

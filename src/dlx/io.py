@@ -8,7 +8,6 @@ leaves the old file as it was and raises a WriteError: one line saying what to d
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import tempfile
@@ -16,28 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from dlx.errors import WriteError
-
-# errno values that mean "this disk or folder takes no more writes", whatever the file.
-WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
-_FIXES = {
-    errno.ENOSPC: "free space on that disk",
-    errno.EDQUOT: "free space within your disk quota",
-    errno.EFBIG: "raise the file-size limit (ulimit -f)",
-    errno.EROFS: "make that file system writable",
-    errno.EACCES: "make that folder writable",
-    errno.EPERM: "make that folder writable",
-}
-
-
-def cannot_write(path: str | Path, err: OSError) -> WriteError:
-    """The one-line error for a failed write of `path`."""
-    fix = _FIXES.get(err.errno or 0, "check that folder and its disk")
-    reason = err.strerror or str(err)
-    return WriteError(
-        f"cannot write {path}: {reason}; {fix}, or write the run elsewhere (hydra.run.dir=<dir>)"
-    )
+from dlx.errors import cannot_write
 
 
 def _os_error(err: BaseException | None) -> OSError | None:
