@@ -90,8 +90,14 @@ def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
                 yield where, str(i), child
 
 
-def check_config(cfg: Any) -> None:
-    """Refuse a composed config (hydra node included) that could make anything run code."""
+def check_config(cfg: Any, jobs_objects: bool = True) -> None:
+    """Refuse a composed config (hydra node included) that could make anything run code.
+
+    jobs_objects=False: the job's own targets (model, dataset, ...) are checked by spelling
+    only; dlx builds them, through `instantiate`, which judges each object before building
+    it, and RunChecks judges them all before the run dir exists. What Hydra builds itself
+    (under `hydra.`) is always judged in full here. Resolving a job's targets imports their
+    modules (torch: seconds), which a typo in a value should not wait for."""
     from hydra.core.hydra_config import HydraConfig
 
     # `${hydra:...}` must not resolve to another (a previous sweep job's) config here.
@@ -103,7 +109,7 @@ def check_config(cfg: Any) -> None:
         holder.cfg = before
     for where, key, value in _walk(tree, ""):
         _check_leaf(where, key, value)
-    _check_built(tree, "")
+    _check_built(tree, "", jobs_objects)
     hydra = tree.get("hydra") if isinstance(tree, dict) else None
     if isinstance(hydra, dict):
         _check_hydra(hydra)
@@ -129,19 +135,19 @@ def _check_leaf(where: str, key: str, value: Any) -> None:
         )
 
 
-def _check_built(node: Any, path: str) -> None:
+def _check_built(node: Any, path: str, jobs_objects: bool) -> None:
     # Inside a node Hydra instantiates, a resolved `${` is resolved again (see targets.py).
     if isinstance(node, dict):
         if "_target_" in node:
             from dlx.targets import check_targets
 
-            check_targets(node, path)
+            check_targets(node, path, resolve=jobs_objects or path.startswith("hydra."))
             return
         for key, child in node.items():
-            _check_built(child, f"{path}.{key}" if path else key)
+            _check_built(child, f"{path}.{key}" if path else key, jobs_objects)
     elif isinstance(node, list):
         for i, child in enumerate(node):
-            _check_built(child, f"{path}[{i}]")
+            _check_built(child, f"{path}[{i}]", jobs_objects)
 
 
 def _check_hydra(hydra: dict[str, Any]) -> None:
@@ -227,7 +233,7 @@ def _checked(load: Any) -> Any:
         if _inspecting:
             return cfg
         try:
-            check_config(cfg)
+            check_config(cfg, jobs_objects=False)
         except DlxError as err:
             if _cli:
                 fail(str(err), err.exit_code)

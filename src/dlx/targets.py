@@ -160,8 +160,11 @@ def _user_allows(spelled: str, module: str, name: str, patterns: list[str]) -> b
     return False
 
 
-def check_target(target: Any, where: str) -> None:
-    """Raise ConfigError unless `target` (the value of `where`) names an allowed object."""
+def check_target(target: Any, where: str, resolve: bool = True) -> None:
+    """Raise ConfigError unless `target` (the value of `where`) names an allowed object.
+
+    resolve=False: only the spelling (step 1; imports nothing). The object is then judged
+    when it is built (`instantiate`), or by a later full check."""
     what = f"{where}={target}"
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{what} must be a class path (e.g. torch.nn.Linear)")
@@ -174,6 +177,8 @@ def check_target(target: Any, where: str) -> None:
             f"{what} is not allowed: targets must be classes under "
             f"{', '.join(p for p in NAMESPACES)}; {hint}"
         )
+    if not resolve:
+        return
     # Hydra's own lookup (what instantiate uses), without its error log line.
     from hydra._internal.utils import _locate
 
@@ -217,15 +222,16 @@ def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:
         )
 
 
-def check_targets(cfg: Any, path: str = "") -> None:
-    """Check every `_target_` of cfg, as resolved (interpolations included)."""
+def check_targets(cfg: Any, path: str = "", resolve: bool = True) -> None:
+    """Check every `_target_` of cfg, as resolved (interpolations included); resolve=False:
+    their spelling only (see check_target)."""
     if isinstance(cfg, (DictConfig, ListConfig)):
         try:
             cfg = OmegaConf.to_container(cfg, resolve=True)
         except Exception as err:
             raise ConfigError(f"{path or 'config'}: cannot resolve ({_one_line(err)})") from None
     for where, target in _targets(cfg, path):
-        check_target(target, where)
+        check_target(target, where, resolve)
 
 
 def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: Any) -> Any:

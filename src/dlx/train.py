@@ -228,9 +228,11 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def check(cfg: DictConfig, run_dir: str | Path) -> None:
-    """What can be checked before the run dir exists: values and the run dir (the targets
-    were checked as Hydra composed the config: dlx/guard.py)."""
+    """What can be checked before the run dir exists: values, then the objects the targets
+    name (which imports their modules: torch), then the run dir. Hydra's own targets and
+    the config's shape were checked as Hydra composed it (dlx/guard.py)."""
     check_run(cfg)
+    _guard.check_config(cfg)
     check_writable(Path(run_dir).expanduser())
 
 
@@ -318,10 +320,11 @@ def _join_torchrun(argv: list[str]) -> int:
 
     if any(a in ("-m", "--multirun") for a in argv):
         raise ConfigError("sweeps (-m) do not run under torchrun; use trainer.devices=N in them")
-    cfg = compose("train", argv)  # and checks its targets (dlx/guard.py)
+    cfg = compose("train", argv)  # and checks what Hydra builds (dlx/guard.py)
     # Every rank fails on a bad value by itself (before waiting on the others); the run
     # dir, which only rank 0 writes, is checked by RunChecks there.
     check_run(cfg)
+    _guard.check_config(cfg)
     return distributed.init_torchrun(cfg.trainer.accelerator).rank
 
 
