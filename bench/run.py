@@ -254,6 +254,60 @@ def bench_data(root: str) -> list[str]:
     return [*rows, ""]
 
 
+def jpeg_tree(archive: Path) -> Path:
+    """The shared CIFAR-10 JPEG archive extracted (once) into the cache: train/<class>/..."""
+    import tarfile
+
+    cache = Path(os.environ.get("DLX_CACHE_DIR", Path.home() / ".cache" / "dlx"))
+    tree = cache / "cifar10-jpeg"
+    if not (tree / "test").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+    return tree
+
+
+def bench_stream(jpeg_root: str, reps: int, batches: int = 150) -> list[str]:
+    """The 6-12 CNN on the CIFAR-10 JPEG tree as an image folder: decoded once into memory
+    (the cached path) against decoded on the fly by 2 DataLoader workers, side by side."""
+    base = [
+        "experiment=book/6_12_cnn_cifar10", "dataset=image_folder", f"dataset.root={jpeg_root}",
+        "trainer.max_epochs=3", f"trainer.limit_train_batches={batches}",
+        "trainer.limit_eval_batches=1", "trainer.progress=false", "trainer.checkpoint=false",
+        "viz.enabled=false", "dataset.val_split=0",
+    ]  # fmt: skip
+    runs = {
+        "in memory (decoded once, cached)": ["dataset.in_memory=true"],
+        "streamed, 2 workers": ["dataset.in_memory=false", "trainer.num_workers=2"],
+        "streamed, 2 workers, crop + flip": [
+            *("dataset.in_memory=false", "trainer.num_workers=2"),
+            *("dataset.random_crop=4", "dataset.random_flip=true"),
+        ],
+    }
+    values: dict[str, list[float]] = {k: [] for k in runs}
+    for rep in range(reps):
+        for label, extra in runs.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [DLX, "train", *base, *extra, f"hydra.run.dir={tmp}"]
+                out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise RuntimeError(f"{label}: {out.stderr.strip()[-300:]}")
+                times = json.loads(Path(tmp, "metrics.json").read_text())["epoch_time_s"]
+            values[label].append(statistics.median(times[1:]))
+            print(f"  stream rep {rep + 1}/{reps}  {label:34s} {values[label][-1]:.3f}")
+    ref = values["in memory (decoded once, cached)"]
+    rows = [
+        f"### Streamed data: the 6-12 CNN on the CIFAR-10 JPEG tree ({batches} batches of 32 "
+        "a timed epoch)",
+        "",
+        "| path | s/epoch, median (min–max) | ratio to in memory |",
+        "|---|---|---|",
+    ]
+    for label, vs in values.items():
+        rows.append(f"| {label} | {spread(vs)} | {pair_ratios(list(vs), list(ref))} |")
+    return [*rows, ""]
+
+
 def bench_peak() -> tuple[list[str], dict]:
     res = last_json([PY, str(HERE / "peak.py")])
     return [
@@ -292,7 +346,7 @@ def machine() -> list[str]:
     ]
 
 
-SECTIONS = ("peak", "mlp", "cnn", "startup", "data")
+SECTIONS = ("peak", "mlp", "cnn", "stream", "startup", "data")
 
 
 def marked(name: str, lines: list[str]) -> list[str]:
@@ -340,6 +394,10 @@ def main() -> None:
     for model in ("mlp", "cnn"):
         if model in only:
             sections[model] = bench_model(model, root, args.reps, args.epochs)
+    if "stream" in only:
+        jpeg = Path(args.root, "cifar10", "cifar10-jpeg.tar.gz")
+        if jpeg.is_file():
+            sections["stream"] = bench_stream(str(jpeg_tree(jpeg)), args.reps)
     if "startup" in only:
         sections["startup"] = bench_startup(max(args.reps, 5))
     if "data" in only:

@@ -71,3 +71,13 @@ def pixels(path: Path) -> Any:
 
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def resave(ckpt: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint changed by a test as dlx would: with its checksum recomputed (the
+    way anyone editing a file can; the checksum catches damage, not an author)."""
+    import torch
+
+    from dlx.engine.checkpoint import checksum
+
+    torch.save({**ckpt, "checksum": checksum(ckpt)}, path)

@@ -20,14 +20,15 @@ import numpy as np
 import pytest
 import torch
 
-from dlx.data.base import Spec
+from dlx.core.data import Spec
+from dlx.core.errors import DataError
 from dlx.data.cache import Field, Layout, split_fields
 from dlx.data.image_folder import ImageFolder
 from dlx.engine.checkpoint import CheckpointError, load_checkpoint
-from dlx.errors import DataError
 from dlx.models.mlp import MLP
 from tests.conftest import make_mnist, run_dlx
 from tests.data.formats import write_cifar, write_image_folder, write_imdb_jsonl
+from tests.runs import resave
 
 
 class Evil:
@@ -65,7 +66,7 @@ def env(tmp_path_factory) -> dict[str, str]:
 
 # -- the data cache --------------------------------------------------------------------------
 
-MNIST_RUN = ("trainer=smoke", "dataset=mnist", "dataset.download=false", "viz.enabled=false")
+MNIST_RUN = ("debug=smoke", "dataset=mnist", "dataset.download=false", "viz.enabled=false")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def _dataset(kind: str, root: Path) -> Callable[[], Any]:
         write_image_folder(folders / "test", {"a": 1, "b": 1})
     else:
         write_image_folder(folders, {"a": 3, "b": 2})
-    return lambda: ImageFolder(root=folders, image_size=8, test_size=0.0, **cache)
+    return lambda: ImageFolder(root=folders, image_size=8, test_size=0.4, **cache)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +231,7 @@ def test_every_cached_data_set_reads_back_its_own_entry(kind, tmp_path, caplog):
 @pytest.fixture(scope="module")
 def trained(env, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("trained")
-    out = run_dlx("train", "trainer=smoke", "model.hidden=[32]", "viz.enabled=false",
+    out = run_dlx("train", "debug=smoke", "model.hidden=[32]", "viz.enabled=false",
                   f"hydra.run.dir={run_dir}", env=env)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return run_dir
@@ -320,7 +321,7 @@ def test_a_pickle_payload_checkpoint_never_runs(command, trained, env, tmp_path)
     assert not marker.exists(), "the pickle payload ran"
 
 
-RESUME = ("trainer=smoke", "model.hidden=[32]", "viz.enabled=false")
+RESUME = ("debug=smoke", "model.hidden=[32]", "viz.enabled=false")
 
 
 @pytest.mark.parametrize(
@@ -328,7 +329,7 @@ RESUME = ("trainer=smoke", "model.hidden=[32]", "viz.enabled=false")
     [
         ("bare state_dict", "is not a dlx checkpoint (no 'model' entry"),
         ("weights only", "holds weights only (no optimizer state)"),
-        ("damaged loop", "is not a complete dlx checkpoint (its loop state does not read"),
+        ("damaged state", "is not a complete dlx checkpoint (its run state does not read"),
     ],
 )
 def test_resume_refuses_what_it_cannot_continue(kind, words, trained, env, tmp_path):
@@ -336,9 +337,9 @@ def test_resume_refuses_what_it_cannot_continue(kind, words, trained, env, tmp_p
     obj = {
         "bare state_dict": ckpt["model"],
         "weights only": {"model": ckpt["model"]},
-        "damaged loop": {**ckpt, "loop": {"batch": 0}},  # its other entries are gone
+        "damaged state": {**ckpt, "state": {"batch": 0}},  # its other entries are gone
     }[kind]
-    torch.save(obj, tmp_path / "resume.pt")
+    resave(obj, tmp_path / "resume.pt")  # a valid checksum: the damage is in what was written
     out = run_dlx("train", *RESUME, f"trainer.resume={tmp_path / 'resume.pt'}",
                   f"hydra.run.dir={tmp_path / 'run'}", env=env)  # fmt: skip
     line = error_line(out)
@@ -347,7 +348,7 @@ def test_resume_refuses_what_it_cannot_continue(kind, words, trained, env, tmp_p
 
 
 def test_a_misspelt_key_added_with_plus_is_refused_before_any_work(env, tmp_path):
-    out = run_dlx("train", "trainer=smoke", "+trainer.max_epoch=3",
+    out = run_dlx("train", "debug=smoke", "+trainer.max_epoch=3",
                   f"hydra.run.dir={tmp_path / 'run'}", env=env)  # fmt: skip
     line = error_line(out)
     assert line == (
@@ -429,7 +430,7 @@ def test_image_folder_refuses_a_decompression_bomb(env, tmp_path):
     assert bomb.stat().st_size < 1 << 20
     cache = tmp_path / "cache"
     out = run_dlx(
-        "train", "trainer=smoke", "dataset=image_folder", f"dataset.root={root}",
+        "train", "debug=smoke", "dataset=image_folder", f"dataset.root={root}",
         "dataset.image_size=8", "viz.enabled=false", f"hydra.run.dir={tmp_path / 'run'}",
         env={**env, "DLX_CACHE_DIR": str(cache)}, timeout=60,
     )  # fmt: skip

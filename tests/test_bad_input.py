@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlx.data.base import Spec
+from dlx.core.data import Spec
 from dlx.models.mlp import MLP
 from tests.conftest import DLX, run_dlx
 
@@ -88,9 +88,19 @@ CASES: list[tuple[list[str], str]] = [
         "trainer.max_epoch is not a trainer setting (did you mean trainer.max_epochs?)",
     ),
     (
-        ["+callbacks.early_stopping.patiense=2"],
-        "not a callbacks.early_stopping setting (did you mean callbacks.early_stopping.patience?)",
+        ["callbacks=early_stopping", "+callbacks.early_stopping.patiense=2"],
+        "callbacks.early_stopping.patiense is not an option of EarlyStopping (did you mean "
+        "callbacks.early_stopping.patience?)",
     ),
+    (["+callbacks.mine.patience=2"], "callbacks.mine has no _target_"),
+    # A data set's or model's node takes its class's own keys: judged by its signature.
+    (["dataset.val_splt=0.2"], "dataset.val_splt is not an option of Digits (did you mean"),
+    (["model.hiden=[3]"], "model.hiden is not an option of MLP (did you mean model.hidden?)"),
+    (["optimizer.momentum=0.9"], "optimizer.momentum is not an option of Adam"),
+    (["dataset.classes=[1.5,2]"], "dataset.classes"),
+    (["dataset.classes=[3]"], "the training split has one class only (3: "),
+    (["dataset.test_size=0"], "dataset.test_size=0 must be in (0, 1)"),
+    (["dataset.test_size=1.0"], "dataset.test_size=1.0 must be in (0, 1)"),
     (["+scheduler.intervall=step"], "(did you mean scheduler.interval?)"),
     (["+sed=3"], "sed is not a top-level setting (did you mean seed?)"),
     (["seed=1180591620717411303424"], "seed=1180591620717411303424 must be in 0..4294967295"),
@@ -116,7 +126,7 @@ def test_bad_invocations_fail_cleanly(tmp_path, files, cli_env):
         if not any(a.startswith("hydra.run.dir=") for a in args):
             args.append(f"hydra.run.dir={case_dir / 'run'}")
         env = {**cli_env, "DLX_CACHE_DIR": str(case_dir / "cache")}
-        return case_dir, args, run_dlx("train", "trainer=smoke", *args, env=env, cwd=case_dir)
+        return case_dir, args, run_dlx("train", "debug=smoke", *args, env=env, cwd=case_dir)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda c: attempt(*c), enumerate(a for a, _ in CASES)))
@@ -150,7 +160,7 @@ def test_a_signal_during_start_up_ends_in_one_line(signum, code, tmp_path, cli_e
     # Before the trainer takes the signals over (imports, composing, loading data), a
     # Ctrl-C or SIGTERM ended in a traceback from wherever start-up was.
     proc = subprocess.Popen(
-        [DLX, "train", "trainer=smoke", f"hydra.run.dir={tmp_path / 'run'}"],
+        [DLX, "train", "debug=smoke", f"hydra.run.dir={tmp_path / 'run'}"],
         env=cli_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -13,6 +13,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import run_dlx
 
+CONFIGS = Path(__import__("dlx.configs", fromlist=["x"]).__path__[0])
+
 
 def test_help_lists_commands_without_importing_torch():
     code = (
@@ -61,17 +63,18 @@ def test_unknown_command_exits_2_and_lists_commands():
         assert name in out.stderr.split("valid commands:")[1]
 
 
-def test_train_help_shows_groups(cli_env):
+def test_train_help_shows_groups_and_documents_settings(cli_env):
     out = run_dlx("train", "--help", env=cli_env)
     assert out.returncode == 0, out.stderr
-    assert (
-        "dataset: cifar10, digits, digits_nudged, image_folder, imdb, mnist, text_csv, toy2d"
-        in out.stdout
-    )
-    assert "optimizer: adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd" in out.stdout
-    # the schema groups type the others; they are not options to pick
     groups = out.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    assert "trainer: default, smoke" in groups and "schema" not in groups
+    for group in ("dataset", "model", "optimizer", "debug", "callbacks"):  # every option file
+        options = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+        assert f"{group}: {', '.join(options)}" in groups
+    # the schema groups type the others; they are not options to pick
+    assert "schema" not in groups
+    settings = out.stdout.split("== Settings")[1]  # each key with what it does
+    assert "  trainer.max_epochs: 20  # epochs to train" in settings
+    assert "  dataset.val_split: 0.0  # " in settings and "  model.freeze: []  # " in settings
 
 
 def test_train_cfg_job_prints_composed_config(cli_env):
@@ -115,7 +118,7 @@ def test_bare_train_reaches_095_on_digits_from_any_folder(cli_env, tmp_path):
 
 
 def test_default_run_dir_is_under_outputs(cli_env, tmp_path):
-    out = run_dlx("train", "trainer=smoke", env=cli_env, cwd=tmp_path)
+    out = run_dlx("train", "debug=smoke", env=cli_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     runs = list((tmp_path / "outputs" / "train").glob("*/*/metrics.json"))
     assert len(runs) == 1
@@ -129,7 +132,7 @@ def test_train_mnist_from_fixture(cli_env, mnist_root, tmp_path):
         f"dataset.root={mnist_root}",
         "dataset.download=false",
         "dataset.val_split=0.25",
-        "trainer=smoke",
+        "debug=smoke",
         "model.hidden=[16]",
         f"hydra.run.dir={run_dir}",
         env=cli_env,
@@ -171,7 +174,7 @@ def test_multirun_passes_through_to_hydra(cli_env, tmp_path):
         "train",
         "-m",
         "optimizer.lr=0.001,0.01",
-        "trainer=smoke",
+        "debug=smoke",
         f"hydra.sweep.dir={sweep}",
         env=cli_env,
     )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from dlx.command import check
 from dlx.compose import compose
-from dlx.config import check_run
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 from tests.runs import train
 
-SMOKE = ("dataset=digits", "trainer=smoke", "viz.enabled=false")
+SMOKE = ("dataset=digits", "debug=smoke", "viz.enabled=false")
 
 
 def test_tree_summary_and_final_table_when_asked(tmp_path, capsys):
@@ -40,4 +40,4 @@ def test_nothing_extra_when_not_a_terminal(tmp_path, capsys):
 
 def test_bad_extras_value_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"extras.final_table='sometimes' must be true, false"):
-        check_run(compose("train", ["extras.final_table=sometimes"]))
+        check(compose("train", ["extras.final_table=sometimes"]), None)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import run_dlx
+from tests.runs import resave
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_eval_on_val_split_of_best(trained, tmp_path, cli_env):
     )
     assert out.returncode == 0, out.stderr
     got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    row = best["history"][best["epoch"] - 1]
+    row = best["state"]["rows"][best["epoch"] - 1]
     assert got["val/acc"] == pytest.approx(row["val/acc"])
 
 
@@ -69,9 +70,9 @@ def test_eval_writes_its_own_run_dir(trained, tmp_path, cli_env):
             ["dataset=mnist", "dataset.download=false", "dataset.root=/nonexistent"],
             "MNIST files missing",
         ),
-        (["split=train"], "split=train must be test or val"),
+        (["split=nope"], "split=nope: the data has no such split"),
         (["trainer.max_epochs=3"], "does not apply to evaluation"),
-        (["colour=red"], "unknown option 'colour'"),
+        (["colour=red"], "Key 'colour' not in 'EvalConfig'"),
     ],
 )
 def test_eval_refuses_bad_requests(trained, tmp_path, cli_env, args, words):
@@ -109,7 +110,7 @@ def test_eval_refuses_a_checkpoint_that_does_not_fit(trained, tmp_path, cli_env)
     # A checkpoint whose stored config says hidden=[64] but whose weights are hidden=[32].
     ckpt = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
     ckpt["config"]["model"]["hidden"] = [64]
-    torch.save(ckpt, tmp_path / "mismatch.pt")
+    resave(ckpt, tmp_path / "mismatch.pt")
     out = run_dlx("eval", f"ckpt={tmp_path / 'mismatch.pt'}", env=cli_env, cwd=tmp_path)
     assert out.returncode == 2
     assert "does not fit this model and data" in out.stderr and "(32, 64)" in out.stderr

@@ -6,10 +6,9 @@ import shutil
 
 import pytest
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec, example_input
+from dlx.core.errors import ConfigError
 from dlx.graph import layer_nodes, to_dot, write_graph
-from dlx.info import example_input
 from dlx.models.cnn import CNN
 from tests.conftest import run_dlx
 from tests.runs import png_size

@@ -60,7 +60,7 @@ def test_wheel_install_ships_configs(tmp_path, cli_env):
     cwd.mkdir()
     code = "import dlx, sys; from dlx.cli import main; print(dlx.__file__); main(sys.argv[1:])"
     out = subprocess.run(
-        [sys.executable, "-c", code, "train", "trainer=smoke", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-c", code, "train", "debug=smoke", f"hydra.run.dir={run_dir}"],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import run_dlx
+from tests.runs import resave
 
 
 class Payload:
@@ -112,7 +113,7 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["model._target_=os.system", "+model.command='touch PWNED'"], {}, "is not allowed"),
     (["model._target_=builtins.exec"], {}, "is not allowed"),
     (["model._target_=dlx.__main__.main"], {}, "is not allowed"),
-    (["model._target_=dlx.io.write_json"], {}, "not a class dlx builds"),
+    (["model._target_=dlx.core.io.write_json"], {}, "not a class dlx builds"),
     # Hydra builds these itself, before any task function runs.
     ([f"+hydra.callbacks.evil={{_target_:dlx.engine.checkpoint.torch.load,f:'{EVIL}',"
       "weights_only:false}"], {}, "hydra.callbacks.evil._target_"),
@@ -185,7 +186,7 @@ def _attempt(i: int, case, tmp_path: Path, files: Path, cli_env: dict[str, str])
     if flags == ["--experimental-rerun"]:
         flags = args[:2]
     rest = args[len(flags) :]
-    out = run_dlx("train", *flags, "trainer=smoke", *rest, env=env, cwd=case_dir)
+    out = run_dlx("train", *flags, "debug=smoke", *rest, env=env, cwd=case_dir)
     return case_dir, args, out
 
 
@@ -232,7 +233,7 @@ def test_every_command_checks_its_config(command, tmp_path, files, cli_env):
 def test_allowed_targets_still_build(tmp_path, files, cli_env):
     # What the refusals must not break: a scheduler and an sklearn estimator by _target_,
     # Hydra's own callbacks, and a user's package through DLX_ALLOW_TARGETS.
-    from dlx import targets
+    from dlx.core import targets
 
     for ok in (
         "torch.optim.lr_scheduler.StepLR",
@@ -257,12 +258,12 @@ def test_allowed_targets_still_build(tmp_path, files, cli_env):
 
 def test_a_checkpoints_stored_config_is_checked_by_eval_and_viz(tmp_path, cli_env):
     run = tmp_path / "run"
-    out = run_dlx("train", "trainer=smoke", f"hydra.run.dir={run}", env=cli_env)
+    out = run_dlx("train", "debug=smoke", f"hydra.run.dir={run}", env=cli_env)
     assert out.returncode == 0, out.stderr
     ckpt_path = run / "checkpoints" / "last.pt"
     ckpt = torch.load(ckpt_path, weights_only=True)
     ckpt["config"]["task"] = {"_target_": "dlx.engine.runtime.os.system", "command": "touch PWNED"}
-    torch.save(ckpt, ckpt_path)
+    resave(ckpt, ckpt_path)
     for command in (
         ["eval", f"ckpt={ckpt_path}", f"hydra.run.dir={tmp_path / 'eval'}"],
         ["viz", f"run_dir={run}"],

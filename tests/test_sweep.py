@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlx.io import write_json
+from dlx.core.io import write_json
 from dlx.sweep_summary import STATUS_FILE, sweep_rows
 from tests.conftest import run_dlx
 from tests.runs import png_size
 
-SMOKE = ("dataset=digits", "trainer=smoke")
+SMOKE = ("dataset=digits", "debug=smoke")
 
 
 def read_csv(sweep: Path) -> list[dict[str, str]]:
@@ -116,7 +116,7 @@ def test_missing_plugin_names_the_extra(override, module, library, extra, cli_en
     # sys.modules[name] = None: Python then treats the package as not installed.
     code = (
         f"import sys; sys.modules[{module!r}] = None; from dlx.cli import main; "
-        f"main(['train', '-m', {override!r}, 'trainer=smoke'])"
+        f"main(['train', '-m', {override!r}, 'debug=smoke'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=cli_env, cwd=tmp_path, capture_output=True, text=True

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         module = importlib.import_module(COMMANDS[name][0])
         module.main(rest)
     except KeyboardInterrupt as err:
-        from dlx.errors import interrupted
+        from dlx.core.errors import interrupted
 
         interrupted(err)
     finally:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    from dlx.errors import Interrupted
+    from dlx.core.errors import Interrupted
 
     raise Interrupted(signum)
 

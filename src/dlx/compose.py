@@ -6,13 +6,15 @@ one line (a DlxError) instead of an exception chain.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from dlx import guard
-from dlx.config import register_configs
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.core.schemas import register_configs
 
 CONFIG_MODULE = "dlx.configs"
 # What Hydra and OmegaConf raise for a bad override, option or value while composing.
@@ -68,3 +70,70 @@ def one_line(text: str) -> str:
         else:
             out += f"; {line}"
     return out
+
+
+# Groups whose options are `@package _global_`: no node of their own in the config.
+GLOBAL_GROUPS = ("experiment", "debug", "hparams_search")
+
+
+def split_overrides(cfg: DictConfig, overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The command line's group choices ({group: option}) and the keys it sets or deletes.
+
+    A choice names a config group: `model=cnn`, `callbacks=[early_stopping]`, `debug=smoke`
+    (the node it selects is a mapping, or nothing yet); a key holds a value. Hydra's own
+    (`hydra.*`, `hydra/launcher=...`) are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups: dict[str, Any] = {}
+    keys: list[str] = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key.startswith("hydra") or override.is_sweep_override():
+            if override.is_sweep_override() and not key.startswith("hydra"):
+                keys.append(key)  # a sweep job's value is the composed one
+            continue
+        node = cfg.get(key) if "." not in key else None
+        is_group = "." not in key and (
+            key in GLOBAL_GROUPS or node is None or isinstance(node, DictConfig)
+        )
+        if is_group and not override.is_delete() and isinstance(override.value(), (str, list)):
+            groups[key] = override.value()
+        else:
+            keys.append(("~" if override.is_delete() else "") + key)
+    return groups, keys
+
+
+def pin(target: DictConfig, source: DictConfig, keys: list[str]) -> None:
+    """Copy what the command line set in `source` (its composed values) into `target`."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if key.startswith("~"):
+            parent, _, leaf = key[1:].rpartition(".")
+            node = OmegaConf.select(target, parent) if parent else target
+            if isinstance(node, DictConfig) and leaf in node:
+                del node[leaf]
+            continue
+        value = OmegaConf.select(source, key, default=None)
+        OmegaConf.update(target, key, value, merge=False, force_add=True)
+
+
+def stored_with_overrides(
+    stored: dict[str, Any], composed: DictConfig, overrides: list[str], own: tuple[str, ...]
+) -> DictConfig:
+    """A finished run's config (from its checkpoint) with what the command line changed:
+    a group it picked (`dataset=mnist`) replaces the stored node, a key it set takes the
+    value Hydra composed for it. `own` are the command's own keys (ckpt=, split=)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(stored)
+    groups, keys = split_overrides(composed, overrides)
+    for group in groups:
+        if group in GLOBAL_GROUPS:
+            raise ConfigError(
+                f"{group}= does not apply to a run that is trained already; set the keys "
+                "you want to change (e.g. dataset.root=...)"
+            )
+        cfg[group] = composed[group]
+    pin(cfg, composed, [k for k in keys if k.lstrip("~").split(".")[0] not in own])
+    return cfg

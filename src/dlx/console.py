@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 # Top-level keys shown first in the tree, in the order a reader follows a run.
 ORDER = ("dataset", "model", "task", "optimizer", "scheduler", "trainer", "callbacks", "env")
@@ -58,7 +58,7 @@ def print_config_tree(cfg: Any) -> None:
 def print_model_summary(model: Any, spec: Any, title: str) -> None:
     import torch
 
-    from dlx.info import example_input
+    from dlx.core.data import example_input
     from dlx.summary import render, summarize
 
     device = next(iter(model.parameters()), torch.empty(0)).device

@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlx.errors import ConfigError
-from dlx.io import atomic_write_bytes, atomic_write_text
+from dlx.core.errors import ConfigError
+from dlx.core.io import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from dlx.summary import LayerRow

@@ -23,8 +23,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from dlx.errors import ConfigError, DlxError, fail
-from dlx.targets import check_target
+from dlx.core.errors import ConfigError, DlxError, fail
+from dlx.core.targets import check_target
 
 # Resolvers that turn a string into config nodes (which may hold a `_target_`).
 _NODE_MAKERS = ("oc.create", "oc.decode", "oc.dict.")
@@ -139,7 +139,7 @@ def _check_built(node: Any, path: str, jobs_objects: bool) -> None:
     # Inside a node Hydra instantiates, a resolved `${` is resolved again (see targets.py).
     if isinstance(node, dict):
         if "_target_" in node:
-            from dlx.targets import check_targets
+            from dlx.core.targets import check_targets
 
             check_targets(node, path, resolve=jobs_objects or path.startswith("hydra."))
             return

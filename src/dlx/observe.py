@@ -11,29 +11,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import ConfigError
-
 log = logging.getLogger("dlx")
 
 
 def check_options(cfg: Any) -> None:
-    """The viz, extras and logger options, checked before any work."""
-    from dlx.console import wanted
+    """The logger and figure options (their types and ranges are the schemas'), before
+    any work."""
     from dlx.loggers import check_loggers
 
     check_loggers(cfg)
-    for key, value in (cfg.get("extras") or {}).items():
-        wanted(value, f"extras.{key}")
-    viz = cfg.get("viz")
-    if viz is None:
-        return
-    if not isinstance(viz.get("enabled", True), bool):
-        raise ConfigError(f"viz.enabled={viz.get('enabled')!r} must be true or false")
-    for key in ("samples", "feature_map_inputs", "max_filters", "dpi"):
-        value = viz.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ConfigError(f"viz.{key}={value!r} must be a positive integer")
-    figures = viz.get("figures")
+    figures = (cfg.get("viz") or {}).get("figures")
     if figures is not None:
         from dlx.viz.registry import check_names
 
@@ -69,26 +56,41 @@ class Observer:
             print_model_summary(model, data.spec, title)
 
     def finish(self, metrics: dict[str, Any], model: Any = None, data: Any = None) -> None:
-        """After training: the figures, then the loggers' final metrics and artifacts."""
-        from dlx.loggers import is_main_process
+        """After training (metrics.json is written by then): the figures, then the loggers'
+        final metrics and artifacts. A failure here (a full disk, a missing font, a logger's
+        server) is one warning: it never costs the run its result."""
+        from dlx.core.io import is_main_process
 
         plots: list[Path] = []
         viz = self.cfg.get("viz") or {}
         if self.run_dir is not None and viz.get("enabled", True) and is_main_process():
             from dlx.viz import draw_run
 
-            plots = draw_run(self.cfg, self.run_dir, metrics, model=model, data=data)
+            plots = _warn_on_failure("figures", draw_run, self.cfg, self.run_dir, metrics,
+                                     model=model, data=data) or []  # fmt: skip
         if self.loggers:
             torch_model = model if _is_torch(model) else None
             example = None
             if torch_model is not None and data is not None:  # for a logger's model graph
-                from dlx.info import example_input
+                from dlx.core.data import example_input
 
                 param = next(iter(torch_model.parameters()), None)
                 example = example_input(data.spec)
                 if param is not None:
                     example = example.to(param.device)
-            self.loggers.log_final(metrics, plots, model=torch_model, example=example)
+            _warn_on_failure("loggers", self.loggers.log_final, metrics, plots,
+                             model=torch_model, example=example)  # fmt: skip
+
+
+def _warn_on_failure(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        log.warning("%s after training failed (%s: %s); metrics.json holds the result",
+                    what, type(err).__name__, " ".join(str(err).split()))  # fmt: skip
+        return None
 
 
 def _is_torch(model: Any) -> bool:

@@ -12,15 +12,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from dlx.compose import compose
-from dlx.errors import reports_errors
-
 
 def summarize(dataset: Any, data: Any, seconds: float) -> None:
     """Print the loaded data set as rich tables."""
     import torch
     from rich.console import Console
     from rich.table import Table
+
+    from dlx.core.data import StreamSplit
 
     spec = data.spec
     names = spec.class_names or tuple(str(i) for i in range(spec.num_classes))
@@ -32,14 +31,15 @@ def summarize(dataset: Any, data: Any, seconds: float) -> None:
     table.add_column("x dtype")
     table.add_column("x range")
     for split_name, split in splits.items():
-        x = split.x
-        lo, hi = (x.min().item(), x.max().item()) if len(split) else (0, 0)
+        streamed = isinstance(split, StreamSplit)  # read on the fly: look at a few samples
+        x = split.take(slice(0, 64)).x if streamed else split.x
+        lo, hi = (x.min().item(), x.max().item()) if len(x) else (0, 0)
         table.add_row(
-            split_name,
+            split_name + (" (streamed)" if streamed else ""),
             f"{len(split):,}",
-            str(list(x.shape)),
+            str([len(split), *x.shape[1:]]),
             str(x.dtype).replace("torch.", ""),
-            f"{lo:g}..{hi:g}",
+            f"{lo:g}..{hi:g}" + (" (first 64)" if streamed else ""),
         )
     counts = Table(title="samples per class", title_justify="left")
     counts.add_column("class")
@@ -79,14 +79,20 @@ def summarize(dataset: Any, data: Any, seconds: float) -> None:
     say(f"loaded in {seconds:.2f} s")
 
 
-@reports_errors
-def main(argv: list[str]) -> None:
-    cfg: DictConfig = compose("train", argv)
+def prepare(cfg: DictConfig) -> None:
     import torch  # noqa: F401  (imported here so the timing below is the data's alone)
 
-    from dlx.targets import instantiate
+    from dlx.command import check
+    from dlx.core.targets import instantiate
 
+    check(cfg, None)
     dataset = instantiate(cfg.dataset, "dataset")
     t0 = time.perf_counter()
     data = dataset.load()
     summarize(dataset, data, time.perf_counter() - t0)
+
+
+def main(argv: list[str]) -> None:
+    from dlx.command import run_command
+
+    run_command("data", prepare, argv)

@@ -25,7 +25,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig
 
-from dlx.errors import ConfigError, DlxError
+from dlx.core.errors import ConfigError, DlxError
 from dlx.sweep_summary import STATUS_FILE, SUMMARY_CSV, write_summary
 
 log = logging.getLogger("dlx")
@@ -104,7 +104,7 @@ _WORDS = {"max": "maximize", "min": "minimize"}
 
 def _check_direction(metric: str, monitor_mode: str | None, direction: str | None) -> str:
     """The metric's mode (min | max); a ConfigError when the sweeper optimises the other way."""
-    from dlx.engine.callbacks import mode_for
+    from dlx.engine.parts.monitor import mode_for
 
     mode = mode_for(metric, monitor_mode)
     if direction is not None and direction != mode:
@@ -126,7 +126,7 @@ def run_job(cfg: DictConfig, hc: Any, train: Callable[[], dict[str, Any]]) -> fl
     stops the study with a traceback when no trial completed, and refuses NaN). The
     summary and the multirun's exit code (see `finish`) say that the job failed.
     """
-    from dlx.io import write_json
+    from dlx.core.io import write_json
 
     run_dir = Path(hc.runtime.output_dir)
     status: dict[str, Any] = {
@@ -168,7 +168,7 @@ def run_job(cfg: DictConfig, hc: Any, train: Callable[[], dict[str, Any]]) -> fl
 def _failed(
     status: dict[str, Any], run_dir: Path, line: str, direction: str | None
 ) -> float | None:
-    from dlx.io import write_json
+    from dlx.core.io import write_json
 
     log.error("error: %s (job %d failed; the sweep goes on)", line, status["job"])
     status.update(status="failed", error=line, ended=time.time())
@@ -255,7 +255,7 @@ def _check_sweep_direction(config: DictConfig) -> None:
     try:
         _check_direction(trainer.monitor, trainer.get("monitor_mode"), _direction(config.hydra))
     except DlxError as err:
-        from dlx.errors import fail
+        from dlx.core.errors import fail
 
         fail(str(err), err.exit_code)
 
@@ -272,7 +272,7 @@ def _check_optuna_storage(storage: Any) -> None:
     except PackageNotFoundError:
         return
     if int(sqlalchemy.split(".")[0]) >= 2 and int(optuna.split(".")[0]) < 3:
-        from dlx.errors import fail
+        from dlx.core.errors import fail
 
         fail(
             f"hydra.sweeper.storage={storage}: optuna {optuna} cannot use a database with "

@@ -232,7 +232,7 @@ def write_summary(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str
 
     from rich.console import Console
 
-    from dlx.io import atomic_write_text
+    from dlx.core.io import atomic_write_text
 
     sweep_dir = Path(sweep_dir)
     rows = sweep_rows(sweep_dir, sweep_id)

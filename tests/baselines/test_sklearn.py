@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression, Perceptron
 from sklearn.neural_network import BernoulliRBM, MLPClassifier
 
 from dlx.baselines.sklearn import SklearnBaseline, as_arrays
-from dlx.data.base import Data, Spec, Split
-from dlx.errors import ConfigError
+from dlx.core.data import Data, Spec, Split
+from dlx.core.errors import ConfigError
 from tests.conftest import run_dlx
 
 

@@ -4,8 +4,8 @@ import tarfile
 
 import pytest
 
+from dlx.core.errors import DataError
 from dlx.data.archive import extract_tar
-from dlx.errors import DataError
 from tests.data.formats import add_tar_member
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from dlx.core.errors import DataError
 from dlx.data.cifar10 import CIFAR10, read_batch
-from dlx.errors import DataError
 from tests.data.formats import cifar_images, make_tar_gz, read_cifar_batch_raw, serve, write_cifar
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dlx.core.errors import ConfigError
 from dlx.data.digits import Digits
 from dlx.data.mnist import MNIST
-from dlx.errors import ConfigError
 
 
 def test_keeps_the_classes_and_relabels_in_the_given_order():

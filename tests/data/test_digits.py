@@ -5,8 +5,8 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from dlx.core.errors import ConfigError
 from dlx.data.digits import Digits, book_split, load_digits_arrays
-from dlx.errors import ConfigError
 
 
 def test_reads_the_same_digits_as_sklearn():

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dlx.core.errors import ConfigError, DataError
 from dlx.data.image_folder import ImageFolder
-from dlx.errors import ConfigError, DataError
 from tests.data.formats import write_image_folder
 
 
@@ -16,9 +16,46 @@ def test_train_and_test_subfolders(tmp_path):
     data = ds.load()
     assert data.train.x.shape == (7, 3, 8, 8) and data.train.x.dtype == torch.uint8
     assert sorted(data.train.y.tolist()) == [0, 0, 0, 0, 1, 1, 1]
-    assert data.test.y.tolist() == [0, 0, 1] and data.scale == pytest.approx(1 / 255)
+    # the test folder in a seeded order (its first batches hold every class)
+    assert sorted(data.test.y.tolist()) == [0, 0, 1] and data.scale == pytest.approx(1 / 255)
+    assert torch.equal(data.test.x[:, 0, 0, 0], (data.test.y * 40).to(torch.uint8))
     # red channel encodes the class (index * 40): labels and pixels stay together
     assert torch.equal(data.train.x[:, 0, 0, 0], (data.train.y * 40).to(torch.uint8))
+
+
+def test_streamed_folder_reads_the_same_images_as_the_cache(tmp_path):
+    write_image_folder(tmp_path / "train", {"cat": 4, "dog": 3})
+    write_image_folder(tmp_path / "test", {"cat": 2, "dog": 1})
+    cached = ImageFolder(root=tmp_path, image_size=8, cache_dir=tmp_path / "cache").load()
+    streamed = ImageFolder(root=tmp_path, image_size=8, in_memory=False).load()
+    for name in ("train", "test"):
+        a, b = cached.splits()[name], streamed.splits()[name]
+        assert torch.equal(a.y, b.y)
+        assert torch.equal(a.x, b.take(slice(None)).x)
+
+
+def test_augmentation_is_seeded_per_sample_and_needs_the_streamed_path(tmp_path):
+    from dlx.data.augment import Augment
+
+    x = torch.arange(3 * 8 * 8, dtype=torch.uint8).reshape(3, 8, 8)
+    aug = Augment(crop_padding=2, flip=True)
+    draws = [aug(x, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert all(d.shape == x.shape for d in draws)
+    assert torch.equal(draws[3], aug(x, torch.Generator().manual_seed(3)))  # same seed
+    assert len({d.flatten().tolist().__repr__() for d in draws}) > 5  # varied
+    with pytest.raises(ConfigError, match=r"dataset\.in_memory=false"):
+        ImageFolder(root=tmp_path, random_flip=True)
+
+
+def test_a_file_that_does_not_decode_is_left_out_with_one_warning(tmp_path, caplog):
+    write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    (tmp_path / "imgs" / "a" / "zz.png").write_bytes(b"not a png")
+    with caplog.at_level("WARNING"):
+        data = ImageFolder(root=tmp_path / "imgs", image_size=8, test_size=0.5).load()
+    assert len(data.train) + len(data.test) == 6
+    assert [r.message for r in caplog.records if "do not decode" in r.message]
+    with pytest.raises(DataError, match=r"zz\.png"):
+        ImageFolder(root=tmp_path / "imgs", image_size=8, strict=True).load()
 
 
 def test_flat_folder_is_split_and_resized_to_grey(tmp_path):
@@ -55,16 +92,16 @@ def test_corrupt_image_names_the_file_and_writes_no_cache(tmp_path):
     write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
     (tmp_path / "imgs" / "b" / "0001.png").write_bytes(b"\x89PNG truncated")
     with pytest.raises(DataError, match=r"cannot decode image .*0001.png"):
-        ImageFolder(root=tmp_path / "imgs", cache_dir=tmp_path / "cache").load()
+        ImageFolder(root=tmp_path / "imgs", cache_dir=tmp_path / "cache", strict=True).load()
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
 def test_classes_option_selects_folders(tmp_path):
     write_image_folder(tmp_path / "imgs", {"a": 2, "b": 3, "c": 4})
-    data = ImageFolder(root=tmp_path / "imgs", image_size=8, test_size=0.0, classes=[2, 0]).load()
+    data = ImageFolder(root=tmp_path / "imgs", image_size=8, test_size=0.5, classes=[2, 0]).load()
     assert data.spec.class_names == ("c", "a")
-    assert sorted(data.train.y.tolist()) == [0, 0, 0, 0, 1, 1]
-    assert data.test is None
+    labels = sorted(data.train.y.tolist() + data.test.y.tolist())
+    assert labels == [0, 0, 0, 0, 1, 1]  # c's 4 images and a's 2, nothing of b
 
 
 def test_root_is_required():

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from dlx.core.errors import DataError
 from dlx.data.imdb import IMDB
 from dlx.data.text import OOV, START
-from dlx.errors import DataError
 from tests.data.formats import (
     imdb_records,
     make_tar_gz,

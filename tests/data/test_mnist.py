@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from dlx.core.errors import DataError
 from dlx.data.idx import read_idx
 from dlx.data.mnist import MNIST
-from dlx.errors import DataError
 from tests.conftest import make_mnist, write_idx
 from tests.data.formats import serve
 

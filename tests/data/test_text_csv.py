@@ -5,8 +5,8 @@ import csv
 import pytest
 import torch
 
+from dlx.core.errors import ConfigError, DataError
 from dlx.data.text_csv import TextCSV
-from dlx.errors import ConfigError, DataError
 
 
 def write_csv(path, rows, header=("review", "sentiment")):

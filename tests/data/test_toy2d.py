@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
+from dlx.core.errors import ConfigError
 from dlx.data.toy2d import Toy2D
-from dlx.errors import ConfigError
 
 
 def test_book_6_1_points_and_labels():

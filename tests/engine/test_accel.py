@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from dlx.data.base import Data, Spec
+from dlx.core.data import Data, Spec
+from dlx.core.tasks import Classification
 from dlx.data.digits import Digits
+from dlx.engine.loop import Trainer
 from dlx.engine.runtime import configure_backends
-from dlx.engine.tasks import Classification
-from dlx.engine.trainer import Trainer
 from dlx.engine.warmup import warm_up
 from dlx.models.cnn import CNN
 from dlx.models.mlp import MLP
@@ -28,7 +28,7 @@ def train(data: Data, model_fn, epochs: int = 3, **kwargs) -> tuple[list[float],
     opt = torch.optim.Adam(model.parameters(), lr=0.003)
     trainer = Trainer(max_epochs=epochs, batch_size=64, progress=False, **kwargs)
     metrics = trainer.fit(model, opt, Classification(), data)
-    return [row["train/loss"] for row in trainer.history], metrics, model
+    return [row["train/loss"] for row in trainer.state.rows], metrics, model
 
 
 def mlp(spec):

@@ -7,11 +7,13 @@ import functools
 import pytest
 import torch
 
-from dlx.data.base import Data, Split
+from dlx.core.data import Data, Split
+from dlx.core.errors import ConfigError
+from dlx.core.tasks import Classification
+from dlx.engine.loop import Trainer
+from dlx.engine.parts.early_stopping import EarlyStopping
+from dlx.engine.parts.nan_guard import Diverged
 from dlx.engine.schedule import Schedule
-from dlx.engine.tasks import Classification
-from dlx.engine.trainer import Diverged, Trainer
-from dlx.errors import ConfigError
 from dlx.models.mlp import MLP
 from tests.engine.test_trainer import blobs
 
@@ -35,7 +37,7 @@ def test_step_scheduler_decays_lr_per_epoch():
     sched = Schedule(functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5))
     trainer = Trainer(max_epochs=3, progress=False)
     trainer.fit(model, opt, Classification(), data, schedule=sched)
-    assert [r["lr"] for r in trainer.history] == pytest.approx([0.01, 0.005, 0.0025])
+    assert [r["lr"] for r in trainer.state.rows] == pytest.approx([0.01, 0.005, 0.0025])
 
 
 def test_onecycle_gets_total_steps_and_steps_per_batch():
@@ -44,7 +46,7 @@ def test_onecycle_gets_total_steps_and_steps_per_batch():
     factory = functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=None)
     trainer = Trainer(max_epochs=2, batch_size=32, progress=False)
     trainer.fit(model, opt, Classification(), data, schedule=Schedule(factory, "step"))
-    lrs = [r["lr"] for r in trainer.history]
+    lrs = [r["lr"] for r in trainer.state.rows]
     assert lrs[0] != pytest.approx(0.1 / 25)  # it moved within the first epoch
     assert lrs[-1] < lrs[0]  # annealed by the end; 16 steps == total_steps, no error
 
@@ -58,18 +60,14 @@ def test_plateau_scheduler_watches_a_metric():
     )
     trainer = Trainer(max_epochs=4, progress=False)
     trainer.fit(model, opt, Classification(), data, schedule=Schedule(factory, monitor="val/loss"))
-    assert [r["lr"] for r in trainer.history] == pytest.approx([1e-4, 5e-5, 2.5e-5, 1.25e-5])
+    assert [r["lr"] for r in trainer.state.rows] == pytest.approx([1e-4, 5e-5, 2.5e-5, 1.25e-5])
 
 
 def test_early_stopping_stops_and_restores_best_weights(tmp_path):
     data = with_val(blobs())
     model, opt = build(data, lr=1e-9)  # flat metric: no improvement after epoch 1
-    trainer = Trainer(
-        max_epochs=20,
-        progress=False,
-        run_dir=tmp_path,
-        early_stopping={"enabled": True, "monitor": "val/loss", "patience": 2, "min_delta": 0.1},
-    )
+    stopper = EarlyStopping(monitor="val/loss", patience=2, min_delta=0.1)
+    trainer = Trainer(max_epochs=20, progress=False, run_dir=tmp_path, callbacks=[stopper])
     metrics = trainer.fit(model, opt, Classification(), data)
     assert metrics["epochs"] == 4 and metrics["stopped_epoch"] == 4
     best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
@@ -82,7 +80,7 @@ def test_best_checkpoint_follows_the_monitor(tmp_path):
     model, opt = build(data)
     trainer = Trainer(max_epochs=4, progress=False, run_dir=tmp_path, monitor="val/loss")
     metrics = trainer.fit(model, opt, Classification(), data)
-    losses = [r["val/loss"] for r in trainer.history]
+    losses = [r["val/loss"] for r in trainer.state.rows]
     best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
     assert best["epoch"] == losses.index(min(losses)) + 1 == metrics["best_epoch"]
 
@@ -119,7 +117,7 @@ def test_nan_guard_names_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_path
     poisoned.train.x[:] = float("nan")
     model2, opt2 = build(data, opt="sgd", lr=0.01)
     trainer = Trainer(max_epochs=2, progress=False, run_dir=tmp_path, checkpoint_every_n_steps=1)
-    with pytest.raises(Diverged, match=r"loss became nan at epoch 1, batch 1/15.*last good"):
+    with pytest.raises(Diverged, match=r"loss became nan at epoch 1, batch 1/15.*last check"):
         trainer.fit(model2, opt2, Classification(), poisoned)
     after = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(after["model"][k], v) for k, v in good["model"].items())
@@ -130,7 +128,7 @@ def test_nan_guard_names_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_path
     [
         ({"monitor": "val/acc"}, "trainer.monitor=val/acc is not a metric"),
         (
-            {"early_stopping": {"enabled": True, "monitor": "val/loss"}},
+            {"callbacks": [EarlyStopping(monitor="val/loss")]},
             "callbacks.early_stopping.monitor=val/loss",
         ),
         ({"monitor_mode": "up"}, "must be min or max"),
@@ -152,19 +150,19 @@ def test_checkpoint_holds_everything_for_exact_resume(tmp_path):
     assert {
         "model",
         "optimizer",
-        "scheduler",
         "scaler",
-        "epoch",
-        "step",
+        "state",
+        "batches",
+        "parts",
         "rng",
-        "loop",
-        "history",
-        "callbacks",
         "config",
         "dlx_version",
+        "checksum",
     } <= set(ckpt)
     assert {"python", "numpy", "torch"} <= set(ckpt["rng"])
-    assert {"order", "order_epoch_start", "batch", "sums"} <= set(ckpt["loop"])
+    assert {"epoch", "batch", "step", "seen", "sums", "rows"} <= set(ckpt["state"])
+    assert {"order", "epoch_start"} <= set(ckpt["batches"])
+    assert "Checkpoint" in ckpt["parts"]  # the best value so far
 
 
 def test_first_signal_asks_to_stop_second_aborts():

@@ -19,10 +19,11 @@ import pytest
 import torch
 
 from dlx.compose import compose
-from dlx.engine import distributed
-from dlx.engine.distributed import Dist
-from dlx.engine.trainer import Trainer
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.engine import group as distributed
+from dlx.engine.batches import shares
+from dlx.engine.group import Dist
+from dlx.engine.loop import Trainer
 from dlx.train import run as train_in_process
 from tests.conftest import BIN, DLX, run_dlx
 from tests.runs import TIMING, sigterm_during_training
@@ -75,16 +76,14 @@ def test_two_processes_match_one_and_write_one_run_dir(tmp_path, cli_env):
 
 @pytest.mark.parametrize(("n", "batch", "world"), [(1437, 64, 2), (100, 20, 4), (103, 12, 3)])
 def test_rank_shares_make_up_each_global_batch(n, batch, world):
-    """The loop's slicing (perm[rank::world], batch/world at a time) gives every rank its
+    """The batches' slicing (perm[rank::world], batch/world at a time) gives every rank its
     strided share of each single-process batch, and the last batch's loss weights make the
     DDP gradient average equal the batch mean."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     bs = batch // world
     per_rank = []
     for rank in range(world):
-        trainer = Trainer(batch_size=batch, progress=False)
-        trainer.dist = Dist(rank, world)
-        steps, last_b, weight = trainer._shares(n, -(-n // batch))
+        steps, last_b, weight = shares(n, batch, Dist(rank, world))
         mine = perm[rank::world]
         per_rank.append(
             (steps, last_b, weight, [mine[b * bs : (b + 1) * bs] for b in range(steps)])
@@ -103,9 +102,7 @@ def test_rank_shares_make_up_each_global_batch(n, batch, world):
 
 
 def test_a_last_batch_smaller_than_the_world_is_dropped():
-    trainer = Trainer(batch_size=64, progress=False)
-    trainer.dist = Dist(0, 4)
-    assert trainer._shares(64 * 5 + 3, 6) == (5, -1, 1.0)
+    assert shares(64 * 5 + 3, 64, Dist(0, 4)) == (5, -1, 1.0)
 
 
 def test_evaluation_shares_cover_the_split_once():
@@ -298,3 +295,58 @@ def test_a_worker_killed_mid_run_is_one_line(tmp_path, cli_env, victim):
     assert proc.returncode == 1
     assert err.startswith("error: trainer.devices=2: worker rank ") and err.count("\n") == 1, err
     assert "was killed by signal 9" in err and "Traceback" not in err
+
+
+def _stop_a_worker(tmp_path: Path, cli_env: dict[str, str]) -> tuple[subprocess.Popen, float]:
+    """A 2-process run whose rank 1 gets SIGSTOP once training is under way."""
+    import time
+
+    proc = subprocess.Popen(
+        [DLX, "train", "trainer.devices=2", "trainer.max_epochs=100000", "trainer.progress=false",
+         "trainer.stall_timeout_s=5", "viz.enabled=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("epoch 2/"):
+            break
+    workers = subprocess.run(
+        ["pgrep", "-f", "multiprocessing.spawn", "-P", str(proc.pid)],
+        capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert len(workers) == 2, workers
+    os.kill(int(sorted(workers, key=int)[1]), signal.SIGSTOP)  # the later-started: rank 1
+    return proc, time.monotonic()
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_ends_the_run_within_the_stall_timeout(tmp_path, cli_env):
+    import time
+
+    proc, stopped_at = _stop_a_worker(tmp_path, cli_env)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    took = time.monotonic() - stopped_at
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 1, err
+    assert len(lines) == 1 and "worker rank 1 made no progress" in lines[0], err
+    assert "stopped (SIGSTOP)" in lines[0] and 5 <= took < 20
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_stall_ends_the_run_at_once(tmp_path, cli_env):
+    import time
+
+    proc, _ = _stop_a_worker(tmp_path, cli_env)
+    try:
+        time.sleep(3)  # rank 0 is blocked in an all-reduce by now
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - sent < 5
+    assert "stopped by SIGTERM; worker rank 1 made no progress" in err

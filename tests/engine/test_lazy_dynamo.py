@@ -81,7 +81,7 @@ def test_eager_training_leaves_dynamo_unrun_and_the_real_module_takes_over_after
 def test_dlx_train_reaches_its_first_step_without_running_dynamo(cli_env, tmp_path):
     env = dict(cli_env, PYTHONPROFILEIMPORTTIME="1")
     run_dir = tmp_path / "run"
-    out = run_dlx("train", "trainer=smoke", f"hydra.run.dir={run_dir}", env=env)
+    out = run_dlx("train", "debug=smoke", f"hydra.run.dir={run_dir}", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     # The import log is there, and torch is in it (at whatever depth: the config's targets
     # are resolved while it is composed, so a dlx module may import it first).

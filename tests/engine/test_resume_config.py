@@ -16,7 +16,7 @@ from dlx.engine.resume import differences
 from tests.conftest import run_dlx
 
 # One epoch of five batches, with a cosine schedule: its T_max follows trainer.max_epochs.
-BASE = ["trainer=smoke", "viz.enabled=false", "logger=none", "scheduler=cosine"]
+BASE = ["debug=smoke", "viz.enabled=false", "logger=none", "scheduler=cosine"]
 
 
 @pytest.fixture(scope="module")

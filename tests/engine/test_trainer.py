@@ -5,10 +5,10 @@ import sys
 import pytest
 import torch
 
-from dlx.data.base import Data, Spec, Split
-from dlx.engine.tasks import Classification
-from dlx.engine.trainer import Trainer
-from dlx.errors import ConfigError
+from dlx.core.data import Data, Spec, Split
+from dlx.core.errors import ConfigError
+from dlx.core.tasks import Classification
+from dlx.engine.loop import Trainer
 from dlx.models.mlp import MLP
 
 
@@ -34,7 +34,7 @@ def fit(data: Data | None = None, init_seed: int = 0, **kwargs):
 def test_learns_separable_data():
     trainer, _, metrics = fit()
     assert metrics["test/acc"] >= 0.97
-    losses = [row["train/loss"] for row in trainer.history]
+    losses = [row["train/loss"] for row in trainer.state.rows]
     assert losses[-1] < losses[0]
     assert metrics["epochs"] == 5 and len(metrics["epoch_time_s"]) == 5
     assert metrics["num_params"] == 2 * 16 + 16 + 16 * 3 + 3
@@ -44,8 +44,8 @@ def test_validation_metrics_each_epoch():
     data = blobs()
     data.val = data.test
     trainer, _, metrics = fit(data)
-    assert all("val/acc" in row and "val/loss" in row for row in trainer.history)
-    assert metrics["val/acc"] == trainer.history[-1]["val/acc"]
+    assert all("val/acc" in row and "val/loss" in row for row in trainer.state.rows)
+    assert metrics["val/acc"] == trainer.state.rows[-1]["val/acc"]
 
 
 def test_same_seed_same_result():
@@ -68,15 +68,15 @@ def test_train_loss_is_the_running_mean_over_the_epoch():
     fresh = MLP(data.spec, hidden=[16], init="torch")
     expected = torch.nn.functional.cross_entropy(fresh(data.train.x), data.train.y).item()
     trainer, _, _ = fit(data, max_epochs=1, batch_size=1000)
-    assert trainer.history[0]["train/loss"] == pytest.approx(expected, rel=1e-5)
+    assert trainer.state.rows[0]["train/loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_limit_train_batches():
     trainer, _, metrics = fit(max_epochs=2, limit_train_batches=3, batch_size=10, run_dir=None)
-    ckpt_free = trainer.history
+    ckpt_free = trainer.state.rows
     assert metrics["epochs"] == 2 and len(ckpt_free) == 2
     # 3 batches of 10 samples per epoch: samples/s * time = 30
-    row = trainer.history[0]
+    row = trainer.state.rows[0]
     assert row["samples_per_s"] * row["epoch_time_s"] == pytest.approx(30)
 
 

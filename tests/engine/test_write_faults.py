@@ -23,7 +23,7 @@ from tests.conftest import DLX, run_dlx
 
 # One epoch of five batches; the checkpoint (~740 kB: the MLP's 59k weights and Adam's two
 # moments) is far larger than any other file of the run (a few kB at most).
-BASE = ["trainer=smoke", "viz.enabled=false", "logger=none"]
+BASE = ["debug=smoke", "viz.enabled=false", "logger=none"]
 CKPT_LIMIT = 200_000  # bytes: every file but a checkpoint fits
 
 
@@ -204,5 +204,6 @@ def test_eval_metrics_json_on_a_full_disk_is_one_line(first_epoch, tmp_path):
         f"{shlex.join(cmd)}; rc=$?; ls -A {q}/ev > {q}.listing; exit $rc"
     )
     out = in_namespace(script, env)
-    assert_one_line(out, f"cannot write {ev / 'metrics.json'}: No space left on device")
-    assert Path(f"{disk}.listing").read_text().split() == []
+    # Hydra's record of the eval run is its first file: refused whole, no empty folders left
+    assert_one_line(out, f"cannot write {ev / '.hydra' / 'config.yaml'}: No space left")
+    assert not ev.exists() or Path(f"{disk}.listing").read_text().split() == []

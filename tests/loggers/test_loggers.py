@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from dlx.command import check
 from dlx.compose import compose
-from dlx.config import check_run
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 from dlx.loggers import Logger
 from dlx.loggers.csv import CSVLogger, read_steps
+from dlx.loggers.part import LoggerPart
 from tests.engine.test_trainer import blobs, fit
 
 
@@ -31,7 +32,11 @@ class Recorder(Logger):
 def test_trainer_hands_over_the_guards_reads_and_each_epoch():
     recorder = Recorder()
     trainer, _, _ = fit(
-        blobs(), max_epochs=2, limit_train_batches=5, log_every_n_steps=2, logger=recorder
+        blobs(),
+        max_epochs=2,
+        limit_train_batches=5,
+        log_every_n_steps=2,
+        callbacks=[LoggerPart(recorder)],
     )
     # windows of 2 steps, and the rest at the end of each epoch; then the epoch's row
     assert recorder.calls == [
@@ -39,7 +44,7 @@ def test_trainer_hands_over_the_guards_reads_and_each_epoch():
         ("losses", 2, 1, 2), ("losses", 4, 1, 2), ("losses", 5, 1, 1), ("epoch", 5, 1),
         ("losses", 7, 2, 2), ("losses", 9, 2, 2), ("losses", 10, 2, 1), ("epoch", 10, 2),
     ]  # fmt: skip
-    assert len(trainer.history) == 2
+    assert len(trainer.state.rows) == 2
 
 
 def test_csv_steps_kept_up_to_the_resumed_checkpoint(tmp_path):
@@ -66,7 +71,7 @@ def test_csv_steps_kept_up_to_the_resumed_checkpoint(tmp_path):
 def test_bad_logger_config_is_refused_before_training(override, message, tmp_path):
     # A bad target is refused as the config is composed; a bad shape by check_run.
     with pytest.raises(ConfigError, match=message):
-        check_run(compose("train", [override]))
+        check(compose("train", [override]), None)
 
 
 def test_logger_none_and_several():
@@ -86,7 +91,7 @@ def test_csv_run_without_figures_imports_no_optional_library(tmp_path):
 
     code = (
         "import sys; from tests.runs import train; from pathlib import Path; "
-        f"train(Path({str(tmp_path)!r}), 'dataset=digits', 'trainer=smoke', 'viz.enabled=false'); "
+        f"train(Path({str(tmp_path)!r}), 'dataset=digits', 'debug=smoke', 'viz.enabled=false'); "
         "print(sorted(m for m in ('tensorboard', 'mlflow', 'matplotlib') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[2]

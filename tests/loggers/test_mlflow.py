@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlx.compose import compose
-from dlx.errors import ConfigError, DlxError
+from dlx.core.errors import ConfigError, DlxError
 from dlx.observe import Observer
 from tests.runs import train
 
@@ -57,7 +57,7 @@ def test_tracking_uri_from_the_environment(tmp_path, client_for, monkeypatch):
     store = tmp_path / "elsewhere"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
     run_dir, _ = train(
-        tmp_path, "dataset=digits", "trainer=smoke", "viz.enabled=false", logger="mlflow"
+        tmp_path, "dataset=digits", "debug=smoke", "viz.enabled=false", logger="mlflow"
     )
     client, run_id = client_for(run_dir)
     assert client.tracking_uri == store.as_uri()
@@ -75,14 +75,14 @@ def test_a_failing_run_is_marked_failed(tmp_path, client_for):
 
 
 def test_missing_library_names_the_extra(monkeypatch):
-    from dlx.config import check_run
+    from dlx.command import check
 
     cfg = compose("train", ["logger=[csv,mlflow]"])
     monkeypatch.setitem(__import__("sys").modules, "mlflow", None)  # as if not installed
     with pytest.raises(
         ConfigError, match=r"logger=mlflow needs mlflow.*pip install 'dlx\[mlflow\]'"
     ):
-        check_run(cfg)
+        check(cfg, None)
 
 
 def test_a_resumed_run_continues_its_mlflow_run_a_fresh_one_does_not(tmp_path, client_for):

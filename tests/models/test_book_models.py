@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from dlx.data.base import Spec
-from dlx.engine import tasks
-from dlx.errors import ConfigError
+from dlx.core import tasks
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 from dlx.models.autoencoder import Autoencoder
 from dlx.models.cnn import CNN
 from dlx.models.mlp import MLP
@@ -149,7 +149,7 @@ def test_rbm_gap_gradient_is_the_cd_update():
 
 def test_rbm_learns_to_reconstruct_digits():
     from dlx.data.digits import Digits
-    from dlx.engine.trainer import Trainer
+    from dlx.engine.loop import Trainer
 
     data = Digits(limit=600).load()
     torch.manual_seed(0)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 from dlx.models.embedding_bag import EmbeddingBagClassifier
 
 TEXT = Spec(input_shape=(6,), num_classes=2, vocab_size=50)

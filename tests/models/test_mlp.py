@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 from dlx.models.mlp import MLP
 
 MNIST = Spec((1, 28, 28), 10)

@@ -11,10 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlx.compose import compose
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.core.targets import instantiate
 from dlx.rl.envs import GridMaze, RewardMaze
 from dlx.rl.qlearning import QLearning, greedy_path, learn
-from dlx.targets import instantiate
 from tests.conftest import run_dlx
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 from dlx.viz.sweep import plot_sweep, sweep_rows
 from tests.runs import pixels, png_size
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.errors import ConfigError
-from dlx.viz.cli import viz
 from tests.conftest import run_dlx
 from tests.runs import png_size, train
 
@@ -30,7 +28,7 @@ def test_redraws_the_same_figures_from_the_run_dir(tmp_path, cli_env):
     assert f"5 figures in {run_dir / 'plots'}" in out.stdout
 
 
-def test_options_and_a_staged_run(tmp_path):
+def test_options_and_a_staged_run(tmp_path, cli_env):
     run_dir, _ = train(
         tmp_path,
         *SMOKE,
@@ -38,7 +36,10 @@ def test_options_and_a_staged_run(tmp_path):
         "+stages=[{name: a, overrides: {dataset: {classes: [0, 1]}}},"
         "{name: b, overrides: {dataset: {classes: [2, 3]}}}]",
     )
-    paths = viz([f"run_dir={run_dir}", "figures=[predictions]", "viz.samples=8", "ckpt=best"])
+    args = [f"run_dir={run_dir}", "viz.figures=[predictions]", "viz.samples=8", "ckpt=best"]
+    out = run_dlx("viz", *args, env=cli_env)
+    assert out.returncode == 0, out.stderr
+    paths = sorted(run_dir.glob("*/plots/*.png"))
     assert paths == [run_dir / "1_a" / "plots" / "predictions.png",
                      run_dir / "2_b" / "plots" / "predictions.png"]  # fmt: skip
     assert png_size(paths[0]) == (800, 150)  # 8 samples: one row of 8
@@ -47,14 +48,16 @@ def test_options_and_a_staged_run(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["figures=[nope]"], "no figure named nope"),
-        (["colour=red"], "unknown option 'colour'"),
-        ([], "needs run_dir="),
+        (["viz.figures=[nope]"], "no figure named nope"),
+        (["colour=red"], "Key 'colour' not in 'VizCommandConfig'"),
+        ([], "run_dir has no value and needs one: add run_dir=<value>"),
     ],
 )
-def test_bad_arguments(tmp_path, args, message):
-    with pytest.raises(ConfigError, match=message):
-        viz([f"run_dir={tmp_path}", *args] if args else [])
+def test_bad_arguments(tmp_path, cli_env, args, message):
+    out = run_dlx("viz", *([f"run_dir={tmp_path}", *args] if args else []), env=cli_env)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1
 
 
 def test_not_a_run_dir_is_one_line(tmp_path, cli_env):

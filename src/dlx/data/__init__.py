@@ -1,9 +1,5 @@
-"""Data sets: each reads its real published format into in-memory tensors.
+"""Data sets: each reads its real published format into tensors (or streams it).
 
-See `base.Dataset` for the contract; one file a data set, named by `_target_` in
-`configs/dataset/<name>.yaml`.
+See `base.Dataset` for what a data set does and `dlx.core.data` for what it gives; one file
+a data set, named by `_target_` in `configs/dataset/<name>.yaml`.
 """
-
-from dlx.data.base import Data, Dataset, Spec, Split
-
-__all__ = ["Data", "Dataset", "Spec", "Split"]

@@ -16,7 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from dlx.errors import DataError
+from dlx.core.errors import DataError
 
 
 def _check_member(member: tarfile.TarInfo, archive: Path) -> None:

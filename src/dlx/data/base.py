@@ -1,91 +1,46 @@
-"""The data contract: a Spec, and train/val/test splits held as tensors in memory.
+"""The base of every data set: read the real format, then the options all data sets share.
 
-Every chapter data set fits in memory (CIFAR-10 is 150 MB as uint8), so splits are plain
-tensors moved once to the training device and batched by index; images stay uint8 and are
-turned into floats one batch at a time (`Data.scale`).
+Subclasses define `source_spec` (cheap: no file is read where possible, so `dlx info`
+works without data) and `read()` returning the (train, test) splits, in memory (`Split`) or
+streamed (`StreamSplit`). The base applies the shared options (`DatasetBase` in
+dlx/core/schemas.py holds their defaults and checks), in this order: `classes` (keep those,
+relabelled 0..k-1 in the order given), `val_split` (the last fraction of train, like Keras'
+`validation_split`) and `limit` (a seeded, stratified sample of N per split, for smoke runs:
+the first N of a class-ordered test set would hold one or two classes).
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dlx.config import check_split_options
+from dlx.core.data import AnySplit, Data, Spec
+from dlx.core.errors import ConfigError
+from dlx.core.schemas import DatasetBase
 from dlx.data.cache import Layout, cache_path, cached
-from dlx.errors import ConfigError
+
+log = logging.getLogger("dlx")
+
+# The sample `limit` takes is fixed by this seed, not the run's: every run of a smoke
+# config (any seed, any model) sees the same samples.
+LIMIT_SEED = 2017
 
 
-@dataclass(frozen=True)
-class Spec:
-    """What a model needs to know about its data, without loading it."""
-
-    input_shape: tuple[int, ...]
-    num_classes: int
-    class_names: tuple[str, ...] = ()
-    vocab_size: int | None = None
-
-    @property
-    def input_size(self) -> int:
-        return math.prod(self.input_shape)
-
-
-@dataclass
-class Split:
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if len(self.x) != len(self.y):
-            raise ValueError(f"{len(self.x)} inputs but {len(self.y)} targets")
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
-
-    def head(self, n: int | None) -> Split:
-        return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
-
-
-@dataclass
-class Data:
-    spec: Spec
-    train: Split
-    val: Split | None = None
-    test: Split | None = None
-    # Model input = x.float() * scale, per batch: uint8 pixels stay 4x smaller in memory.
-    # None: x goes in as stored (token ids).
-    scale: float | None = 1.0
-
-    def to(self, device: torch.device | str) -> Data:
-        move = lambda s: None if s is None else s.to(device)  # noqa: E731
-        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
-
-    def splits(self) -> dict[str, Split]:
-        return {
-            k: s
-            for k, s in (("train", self.train), ("val", self.val), ("test", self.test))
-            if s is not None
-        }
+def check_test_size(test_size: float) -> None:
+    """For data sets that hold out their own test split (no published one)."""
+    if not 0.0 < test_size < 1.0:
+        raise ConfigError(
+            f"dataset.test_size={test_size} must be in (0, 1): the fraction held out for test"
+        )
 
 
 class Dataset(ABC):
-    """Base for in-memory data sets.
-
-    Subclasses define `source_spec` (cheap: no file is read where possible, so `dlx info`
-    works without data) and `read()` returning the (train, test) splits; the base applies
-    the options every data set shares, in this order: `classes` (keep those classes,
-    relabelled 0..k-1 in the order given), `val_split` (the last fraction of train, like
-    Keras' `validation_split`) and `limit` (first N samples of each split, for smoke runs).
-    """
-
     name: str = "dataset"
     scale: float | None = 1.0
 
@@ -95,16 +50,27 @@ class Dataset(ABC):
         limit: int | None = None,
         cache_dir: str | Path | None = None,
         classes: Sequence[int] | None = None,
+        download: bool = True,  # a data set with nothing to fetch ignores it
     ) -> None:
-        check_split_options(val_split, limit)
-        self.val_split = float(val_split)
-        self.limit = limit
+        if classes is not None:
+            bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int)]
+            if bad:
+                raise ConfigError(
+                    f"dataset.classes={list(classes)}: {bad[0]!r} is not a class id "
+                    "(whole numbers, e.g. [0, 1, 2])"
+                )
+        base = DatasetBase(  # the one place these options are checked
+            classes=None if classes is None else list(classes),
+            val_split=float(val_split),
+            limit=limit,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            download=bool(download),
+        )
+        self.val_split = base.val_split
+        self.limit = base.limit
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.classes = None if classes is None else [int(c) for c in classes]
-        if self.classes is not None and (
-            not self.classes or len(set(self.classes)) != len(self.classes)
-        ):
-            raise ConfigError(f"dataset.classes={list(classes or [])} must list distinct class ids")
+        self.classes = base.classes
+        self.download = base.download
         # Where `cached()` looked for this data set's tensors (for `dlx data`).
         self.cache_files: list[Path] = []
         self.cache_hit = False
@@ -129,8 +95,8 @@ class Dataset(ABC):
         return replace(spec, num_classes=len(self.classes), class_names=names)
 
     @abstractmethod
-    def read(self) -> tuple[Split, Split | None]:
-        """Return the full (train, test) splits as CPU tensors."""
+    def read(self) -> tuple[AnySplit, AnySplit | None]:
+        """Return the full (train, test) splits (tensors on the CPU, or streamed)."""
 
     def cached(
         self,
@@ -145,7 +111,7 @@ class Dataset(ABC):
         tensors, self.cache_hit = cached(self.cache_dir, self.name, settings, build, layout)
         return tensors
 
-    def select(self, split: Split | None) -> Split | None:
+    def select(self, split: AnySplit | None) -> AnySplit | None:
         """Keep the samples of `self.classes`, relabelled 0..k-1 in the order given."""
         if split is None or self.classes is None:
             return split
@@ -154,8 +120,8 @@ class Dataset(ABC):
         y = split.y.long()
         inside = (y >= 0) & (y < len(relabel))
         new = torch.where(inside, relabel[y.clamp(0, len(relabel) - 1)], -1)
-        keep = new >= 0
-        return Split(split.x[keep], new[keep])
+        keep = torch.nonzero(new >= 0).flatten()
+        return replace(split.subset(keep), y=new[keep])
 
     def load(self) -> Data:
         spec = self.spec  # checks `classes` before any file is read
@@ -170,12 +136,56 @@ class Dataset(ABC):
                     f"dataset.val_split={self.val_split} leaves no train or no val samples "
                     f"out of {len(train)}"
                 )
-            train, val = Split(train.x[:cut], train.y[:cut]), Split(train.x[cut:], train.y[cut:])
-        lim = self.limit
-        return Data(
-            spec=spec,
-            train=train.head(lim),
-            val=None if val is None else val.head(lim),
-            test=None if test is None else test.head(lim),
-            scale=self.scale,
-        )
+            train, val = train.subset(slice(0, cut)), train.subset(slice(cut, None))
+        splits = {"train": train, "val": val, "test": test}
+        if self.limit is not None:
+            splits = {k: v if v is None else sample(v, self.limit) for k, v in splits.items()}
+            warn_missing_classes(splits, spec.num_classes, f"dataset.limit={self.limit}")
+        return Data(spec=spec, scale=self.scale, **splits)
+
+
+def sample(split: AnySplit, n: int) -> AnySplit:
+    """A seeded sample of n, stratified by label (each class keeps its share, at least one
+    sample while there is room), in the split's own order. Targets that are not class ids
+    are sampled at random."""
+    if n >= len(split):
+        return split
+    g = torch.Generator().manual_seed(LIMIT_SEED)
+    y = split.y
+    if y.is_floating_point() or y.ndim != 1:
+        return split.subset(torch.randperm(len(split), generator=g)[:n].sort().values)
+    classes, counts = torch.unique(y, return_counts=True)
+    # Largest remainders: shares that add up to n exactly.
+    exact = counts.double() * n / len(split)
+    take = exact.floor().long()
+    if n >= len(classes):
+        take = take.clamp(min=1)  # a rare class is not dropped while there is room
+    rest = n - int(take.sum())
+    if rest > 0:
+        order = torch.argsort(exact - exact.floor(), descending=True, stable=True)
+        take[order[:rest]] += 1
+    elif rest < 0:  # the minimum of one overshot: trim the largest classes
+        for i in torch.argsort(take, descending=True, stable=True)[:-rest]:
+            take[i] -= 1
+    picked = []
+    for c, k in zip(classes.tolist(), take.tolist(), strict=True):
+        members = torch.nonzero(y == c).flatten()
+        picked.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return split.subset(torch.cat(picked).sort().values)
+
+
+def warn_missing_classes(splits: dict[str, AnySplit | None], num_classes: int, why: str) -> None:
+    for name, split in splits.items():
+        if split is None or split.y.is_floating_point() or split.y.ndim != 1:
+            continue
+        present = torch.unique(split.y).numel()
+        if 0 < present < num_classes:
+            log.warning(
+                "%s: the %s split holds %d of the %d classes (%d samples); its metrics do "
+                "not cover the others",
+                why,
+                name,
+                present,
+                num_classes,
+                len(split),
+            )

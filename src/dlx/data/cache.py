@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from dlx.errors import DataError, DlxError
-from dlx.io import atomic_save, why_unloadable
+from dlx.core.errors import DataError, DlxError
+from dlx.core.io import atomic_save, why_unloadable
 
 log = logging.getLogger(__name__)
 

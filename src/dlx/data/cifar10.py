@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlx.core.data import Spec, Split
+from dlx.core.errors import DataError
 from dlx.data.archive import extract_tar
-from dlx.data.base import Dataset, Spec, Split
+from dlx.data.base import Dataset
 from dlx.data.cache import Field, Layout, file_fingerprint, split_fields
 from dlx.data.download import download_files
-from dlx.errors import DataError
 
 CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -99,10 +100,9 @@ class CIFAR10(Dataset):
     mirrors: tuple[str, ...] = MIRRORS
     archive_md5: str = ARCHIVE_MD5
 
-    def __init__(self, root: str | Path = "data", download: bool = True, **kwargs) -> None:
+    def __init__(self, root: str | Path = "data", **kwargs) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
-        self.download = download
 
     @property
     def folder(self) -> Path:

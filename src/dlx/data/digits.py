@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import Spec, Split
+from dlx.data.base import Dataset, check_test_size
 
 
 def digits_file() -> Path | None:
@@ -55,6 +56,7 @@ class Digits(Dataset):
 
     def __init__(self, test_size: float = 0.2, random_state: int = 2017, **kwargs) -> None:
         super().__init__(**kwargs)
+        check_test_size(test_size)
         self.test_size = test_size
         self.random_state = random_state
 

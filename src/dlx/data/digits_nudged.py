@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import Spec, Split
+from dlx.data.base import Dataset, check_test_size
 from dlx.data.digits import book_split, load_digits_arrays
 
 
@@ -40,6 +41,7 @@ class DigitsNudged(Dataset):
 
     def __init__(self, test_size: float = 0.2, random_state: int = 2017, **kwargs) -> None:
         super().__init__(**kwargs)
+        check_test_size(test_size)
         self.test_size = test_size
         self.random_state = random_state
 

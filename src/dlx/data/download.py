@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlx.errors import DataError
+from dlx.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

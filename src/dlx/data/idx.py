@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.errors import DataError
+from dlx.core.errors import DataError
 
 # IDX type codes (third magic byte) -> numpy dtype (big-endian where it matters)
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -3,17 +3,21 @@
 Layouts (torchvision's ImageFolder convention; classes are the sorted folder names):
 - `root/train/<class>/*` and `root/test/<class>/*`: the given split;
 - `root/<class>/*`: `test_size` of it is held out (`train_test_split`'s permutation).
-Every image is converted to `channels` (1: grey, 3: RGB) and resized to `image_size` when
-it differs, then the same in-memory path as the built-in sets: uint8 NCHW scaled by 1/255.
-The training order is a seeded permutation, so `val_split` (its last fraction) holds every
-class rather than the last folder's.
+Every image (grey, RGB, RGBA, palette ...) is converted to `channels` (1: grey, 3: RGB) and
+resized to `image_size` when it differs. By default the folder is decoded once into a uint8
+cache and trained from memory like the built-in sets (uint8 NCHW scaled by 1/255); with
+`in_memory=false` images are decoded on the fly by DataLoader workers (data past memory),
+and may be augmented (`random_crop`, `random_flip`: data/augment.py). The training order is
+a seeded permutation, so `val_split` (its last fraction) holds every class rather than the
+last folder's. Files that do not decode are listed in one warning and left out (or refused,
+with `strict=true`); a decompression bomb is refused, never decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -21,13 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import AnySplit, Spec, Split, StreamSplit
+from dlx.core.errors import ConfigError, DataError
+from dlx.data.augment import Augment
+from dlx.data.base import Dataset, check_test_size
 from dlx.data.cache import Field, Layout, split_fields
 from dlx.data.digits import book_split
-from dlx.errors import ConfigError, DataError
+from dlx.data.images import FolderSamples, Unreadable, decode
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-_MODES = {1: "L", 3: "RGB"}
+_MODES = (1, 3)
+log = logging.getLogger("dlx")
 
 Listing = list[tuple[str, int]]  # (path relative to root, class index)
 
@@ -67,7 +75,10 @@ class ImageFolder(Dataset):
         channels: int = 3,
         test_size: float = 0.2,
         random_state: int = 2017,
-        download: bool = False,  # accepted for a uniform interface; nothing to download
+        in_memory: bool = True,
+        random_crop: int = 0,
+        random_flip: bool = False,
+        strict: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,13 +89,21 @@ class ImageFolder(Dataset):
             raise ConfigError(f"dataset.image_size={image_size} must be N or [height, width]")
         if channels not in _MODES:
             raise ConfigError(f"dataset.channels={channels} must be 1 (grey) or 3 (RGB)")
-        if not 0.0 <= test_size < 1.0:
-            raise ConfigError(f"dataset.test_size={test_size} must be in [0, 1)")
+        check_test_size(test_size)
         self.root = Path(root).expanduser()
         self.height, self.width = size
         self.channels = channels
         self.test_size = test_size
         self.random_state = random_state
+        if random_crop < 0:
+            raise ConfigError(f"dataset.random_crop={random_crop} must be >= 0 (pixels of padding)")
+        if (random_crop or random_flip) and in_memory:
+            raise ConfigError(
+                "dataset.random_crop and dataset.random_flip augment images as they are read: "
+                "set dataset.in_memory=false"
+            )
+        self.in_memory, self.strict = in_memory, strict
+        self.augment = Augment(random_crop, random_flip) if random_crop or random_flip else None
 
     @cached_property
     def layout(self) -> tuple[Path, Path | None, list[str]]:
@@ -119,39 +138,40 @@ class ImageFolder(Dataset):
         )
 
     def _decode(self, rel: str) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.root / rel
-        try:
-            # Image.open reads only the header; PIL warns about (or, at twice its limit,
-            # refuses) a declared size past MAX_IMAGE_PIXELS. As an error, a decompression
-            # bomb (a tiny file declaring billions of pixels) is refused before decoding.
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as img:
-                    img = img.convert(_MODES[self.channels])
-                    if img.size != (self.width, self.height):
-                        img = img.resize((self.width, self.height), Image.Resampling.BILINEAR)
-                    arr = np.asarray(img, dtype=np.uint8)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise DataError(
-                f"refused image {path}: {str(err).split(', could be')[0]} (a possible "
-                "decompression bomb); remove it, or shrink it below that size"
-            ) from None
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            raise DataError(f"cannot decode image {path} ({err})") from None
-        return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        return decode(self.root / rel, self.channels, self.height, self.width)
 
     def _decode_all(self, listing: Listing) -> tuple[torch.Tensor, torch.Tensor]:
         x = np.empty((len(listing), self.channels, self.height, self.width), dtype=np.uint8)
         # One thread: small images cost ~0.2 ms each, mostly Python-side work that holds the
         # GIL (a thread pool measured no faster on CIFAR-sized JPEGs).
+        bad: list[str] = []
+        keep = np.ones(len(listing), dtype=bool)
         for i, (rel, _) in enumerate(listing):
-            x[i] = self._decode(rel)
+            try:
+                x[i] = self._decode(rel)
+            except Unreadable as err:
+                if self.strict:
+                    raise DataError(str(err)) from None
+                bad.append(rel)
+                keep[i] = False
+        if bad:
+            log.warning(
+                "image folder %s: %d file(s) do not decode and are left out (dataset.strict=true "
+                "refuses them): %s",
+                self.root,
+                len(bad),
+                ", ".join(bad[:10]) + (" ..." if len(bad) > 10 else ""),
+            )
         y = np.fromiter((c for _, c in listing), dtype=np.int64, count=len(listing))
-        return torch.from_numpy(x), torch.from_numpy(y)
+        return torch.from_numpy(x[keep]), torch.from_numpy(y[keep])
 
-    def read(self) -> tuple[Split, Split | None]:
+    def _stream(self, listing: Listing, train: bool) -> StreamSplit:
+        files = [rel for rel, _ in listing]
+        samples = FolderSamples(self.root, files, self.channels, (self.height, self.width))
+        y = torch.tensor([c for _, c in listing], dtype=torch.int64)
+        return StreamSplit(samples, y, augment=self.augment if train else None)
+
+    def read(self) -> tuple[AnySplit, AnySplit | None]:
         folder, held_out, classes = self.layout
         train_list = _list_images(folder, classes, self.root)
         test_list = _list_images(held_out, classes, self.root) if held_out else []
@@ -165,8 +185,14 @@ class ImageFolder(Dataset):
             test_list = [train_list[i] for i in test_idx]
             train_list = [train_list[i] for i in train_idx]
         else:
-            perm = np.random.RandomState(self.random_state).permutation(len(train_list))
-            train_list = [train_list[i] for i in perm]
+            rng = np.random.RandomState(self.random_state)
+            train_list = [train_list[i] for i in rng.permutation(len(train_list))]
+            # The test folder's listing is by class: in a seeded order, the first batches
+            # (trainer.limit_eval_batches) hold every class, not the first one.
+            test_list = [test_list[i] for i in rng.permutation(len(test_list))]
+        if not self.in_memory:  # decoded as the batches are read
+            test = self._stream(test_list, train=False) if test_list else None
+            return self._stream(train_list, train=True), test
         settings = {
             "listing": self._fingerprint(train_list, test_list),
             "size": [self.height, self.width],

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from dlx.core.errors import DataError
 from dlx.data.archive import extract_tar
 from dlx.data.cache import file_fingerprint
 from dlx.data.download import download_files
 from dlx.data.text import TextDataset
-from dlx.errors import DataError
 
 ARCHIVE = "aclImdb_v1.tar.gz"
 ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
@@ -109,13 +109,11 @@ class IMDB(TextDataset):
     def __init__(
         self,
         root: str | Path = "data",
-        download: bool = True,
         shuffle_seed: int | None = 113,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
-        self.download = download
         self.shuffle_seed = shuffle_seed
 
     @property

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import Spec, Split
+from dlx.core.errors import DataError
+from dlx.data.base import Dataset
 from dlx.data.cache import Field, Layout, file_fingerprint, split_fields
 from dlx.data.download import download_files
 from dlx.data.idx import read_idx
-from dlx.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,9 @@ class MNIST(Dataset):
     mirrors: tuple[str, ...] = MIRRORS
     files_md5: dict[str, str] = FILES
 
-    def __init__(self, root: str | Path = "data", download: bool = True, **kwargs) -> None:
+    def __init__(self, root: str | Path = "data", **kwargs) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
-        self.download = download
 
     @property
     def raw_dir(self) -> Path:

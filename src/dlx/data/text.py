@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import Spec, Split
+from dlx.core.errors import ConfigError
+from dlx.data.base import Dataset
 from dlx.data.cache import Field, Layout, split_fields
-from dlx.errors import ConfigError
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
 # Bump when tokenising or numbering changes: it is part of every text cache key.

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from dlx.core.errors import ConfigError, DataError
+from dlx.data.base import check_test_size
 from dlx.data.cache import file_fingerprint
 from dlx.data.digits import book_split
 from dlx.data.text import TextDataset
-from dlx.errors import ConfigError, DataError
 
 
 def read_csv_columns(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
@@ -79,14 +80,12 @@ class TextCSV(TextDataset):
         test_path: str | Path | None = None,
         test_size: float = 0.2,
         random_state: int = 2017,
-        download: bool = False,  # accepted for a uniform interface; nothing to download
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if path is None:
             raise ConfigError("dataset=text_csv needs dataset.path=<file.csv>")
-        if not 0.0 <= test_size < 1.0:
-            raise ConfigError(f"dataset.test_size={test_size} must be in [0, 1)")
+        check_test_size(test_size)
         self.path = Path(path).expanduser()
         self.test_path = Path(test_path).expanduser() if test_path else None
         self.columns = (text_column, label_column)

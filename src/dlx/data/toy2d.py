@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from dlx.data.base import Dataset, Spec, Split
+from dlx.core.data import Spec, Split
+from dlx.core.errors import ConfigError
+from dlx.data.base import Dataset
 from dlx.data.digits import book_split
-from dlx.errors import ConfigError
 
 
 class Toy2D(Dataset):

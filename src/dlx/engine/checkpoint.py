@@ -1,14 +1,22 @@
-"""Checkpoint files: everything a run needs to continue exactly where it stopped.
+"""Checkpoint files: everything a run needs to continue exactly where it stopped, verified.
 
-Saved: model, optimizer, scheduler and grad-scaler states, the loop position (epoch, batch
-within the epoch, optimizer step), the running epoch sums, every RNG state (python, numpy,
-torch, cuda) and the data-order generator, the history, callback states, the config and the
-dlx version. Only tensors and plain Python values, so `torch.load(weights_only=True)` reads
-it; anything else (a planted pickle payload) is refused without being run.
+A checkpoint holds the model, optimizer and grad-scaler states, the run state (epoch, batch
+in the epoch, optimizer step, running sums, history), the data order, each part's state
+(scheduler, best metric, early stopping), every RNG (python, numpy, torch, cuda), the config
+that produced it and the dlx version, plus a checksum of all of it. Only tensors and plain
+Python values, so `torch.load(weights_only=True)` reads it; anything else (a planted pickle
+payload) is refused without being run. The checksum catches what loads but is not what was
+written (flipped bytes in the weights): such a file is refused in one line.
+
+Writes are atomic (temp file, fsync, rename). `last.pt` keeps its predecessor as
+`previous.pt`, so a resume whose last.pt turns out damaged falls back to the one before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import random
 import zipfile
 from collections.abc import Callable
@@ -18,14 +26,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlx.errors import DlxError, WriteError
-from dlx.io import why_unloadable
+from dlx import __version__
+from dlx.core.errors import DlxError, WriteError
+from dlx.core.io import atomic_save, why_unloadable
 
-FORMAT = 1
+log = logging.getLogger("dlx")
+
+FORMAT = 2
+PREVIOUS = "previous.pt"  # last.pt's predecessor
 
 
 class CheckpointError(DlxError):
     """A checkpoint that cannot be used: missing, corrupt, unsafe, or for another model."""
+
+
+# -- RNG states ---------------------------------------------------------------------------------
 
 
 def rng_state() -> dict[str, Any]:
@@ -62,17 +77,58 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+# -- the checksum ---------------------------------------------------------------------------------
+
+
+def checksum(ckpt: dict[str, Any]) -> str:
+    """A hash of every entry but the checksum itself: tensors' dtype, shape and bytes, and
+    the plain values around them, in key order."""
+    h = hashlib.blake2b(digest_size=16)
+    _feed(h, {k: v for k, v in ckpt.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(b"{")
+        for key in sorted(value, key=repr):
+            h.update(repr(key).encode())
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for item in value:
+            _feed(h, item)
+        h.update(b"]")
+    else:
+        h.update(repr(value).encode())
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
 def save_checkpoint(
     ckpt: dict[str, Any],
     path: Path,
     before_rename: Callable[[], None] | None = None,
     resume_hint: str = "",
 ) -> None:
-    """Write `ckpt` to `path` atomically; a failed write says what is kept and how to go on."""
-    from dlx.io import atomic_save
+    """Write `ckpt` (with its checksum) to `path` atomically; a last.pt's predecessor is
+    kept as previous.pt. A failed write says what is kept and how to go on."""
+    ckpt = {**ckpt, "checksum": checksum(ckpt)}
+
+    def keep_previous() -> None:
+        if before_rename is not None:
+            before_rename()
+        if path.name == "last.pt" and path.is_file():
+            os.replace(path, path.with_name(PREVIOUS))
 
     try:
-        atomic_save(ckpt, path, before_rename)
+        atomic_save(ckpt, path, keep_previous)
     except WriteError as err:
         if path.is_file():  # the temp file is gone, the previous checkpoint untouched
             kept = f"the previous checkpoint {path} is kept"
@@ -83,12 +139,16 @@ def save_checkpoint(
         raise WriteError(f"{err}; {kept}") from None
 
 
+# -- reading ---------------------------------------------------------------------------------
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
 ) -> dict:
-    """Load a dlx checkpoint safely, turning every failure into one clear line.
+    """Load a dlx checkpoint safely and verify it, turning every failure into one line.
 
-    mmap=True maps the tensors instead of reading them: cheap when only the config is needed.
+    mmap=True maps the tensors instead of reading them, and skips the checksum (which would
+    read them all): for a look at the config only.
     """
     path = Path(path)
     if not path.is_file():
@@ -104,6 +164,12 @@ def load_checkpoint(
             f"{path} is not a dlx checkpoint ({why}); give a .pt file written by dlx train "
             "(<run dir>/checkpoints/last.pt or best.pt)"
         )
+    if not mmap and "checksum" in ckpt and checksum(ckpt) != ckpt["checksum"]:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its contents do not match the checksum written "
+            "with it (the file was damaged or changed after it was saved); use another "
+            f"checkpoint (the run's {PREVIOUS} or best.pt)"
+        )
     return ckpt
 
 
@@ -113,18 +179,23 @@ def load_checkpoint(
 _ENTRIES: dict[str, tuple[type, ...]] = {
     "format": (int,),
     "optimizer": (dict,),
-    "scheduler": (dict, type(None)),
     "scaler": (dict, type(None)),
     "epoch": (int,),
     "step": (int,),
-    "loop": (dict, type(None)),
+    "state": (dict,),
+    "batches": (dict,),
+    "parts": (dict,),
     "rng": (dict,),
     "ranks": (list, type(None)),
+    "config": (dict,),
+    "dlx_version": (str,),
+    "checksum": (str,),
+    # format 1 (dlx before the spine): read for its weights and config only
+    "scheduler": (dict, type(None)),
+    "loop": (dict, type(None)),
     "history": (list,),
     "callbacks": (dict,),
     "early_stopping_best_model": (dict, type(None)),
-    "config": (dict,),
-    "dlx_version": (str,),
 }
 
 
@@ -141,11 +212,17 @@ def _not_a_checkpoint(ckpt: Any) -> str | None:
         if key in ckpt and not isinstance(ckpt[key], types):
             names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
             return f"'{key}' is a {type(ckpt[key]).__name__}, not a {names}"
-    rows = ckpt.get("history") or []
-    if not all(isinstance(r, dict) for r in rows):
-        return "'history' is not a list of dicts"
-    best = ckpt.get("early_stopping_best_model")
-    return None if best is None else _not_a_state_dict(best, "early_stopping_best_model")
+    for name, rows in (("history", ckpt.get("history")), ("state.rows", _rows(ckpt))):
+        if rows is not None and not (
+            isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+        ):
+            return f"'{name}' is not a list of dicts"
+    return None
+
+
+def _rows(ckpt: dict[str, Any]) -> Any:
+    state = ckpt.get("state")
+    return state.get("rows") if isinstance(state, dict) else None
 
 
 def _not_a_state_dict(state: Any, name: str) -> str | None:
@@ -194,3 +271,15 @@ def load_model_state(model: torch.nn.Module, state: dict, path: str | Path) -> N
             "use the model and dataset options it was trained with"
         )
     model.load_state_dict(state)
+
+
+def kept_checkpoint(trainer: Any) -> str:
+    """What a run that stops now leaves to go back to, for its error line."""
+    last = trainer.checkpoint_path()
+    if last is not None and trainer.cfg.checkpoint and last.exists():
+        return f"the last checkpoint written before it is {last} (verified finite)"
+    return "no checkpoint was written before it"
+
+
+def dlx_version() -> str:
+    return __version__

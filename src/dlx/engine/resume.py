@@ -5,17 +5,28 @@ computes (optimizer, model, data, the batches), a run would go on as neither the
 the new one, or break halfway (an Adam state loaded into SGD: KeyError 'momentum'). Those
 keys must match, and a resume that differs in them is refused before anything is written.
 Everything else may change: max_epochs (train on), progress, loggers, viz, paths, ...
+
+A change the user means (`trainer.resume_allow_changes=[optimizer.lr]`) is applied for real:
+the optimizer's state from the checkpoint would otherwise put the old value back. Only what
+can be changed between two optimizer steps is allowed: the optimizer's hyperparameters and
+the gradient clipping.
+
+`trainer.resume=auto` takes the run dir's last.pt, verified; a damaged one is passed over
+for previous.pt (its predecessor), with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+
+log = logging.getLogger("dlx")
 
 # Compared: these groups as a whole, and these single keys.
 GROUPS = ("optimizer", "model", "dataset", "task", "scheduler")
@@ -35,6 +46,8 @@ KEYS = (
     "callbacks.early_stopping.monitor",
     "callbacks.early_stopping.mode",
 )
+# What trainer.resume_allow_changes may name: what can change between two optimizer steps.
+CHANGEABLE = ("optimizer.", "trainer.gradient_clip_val")
 # Not compared, though in those groups: where things are, not what is computed. (The
 # checkpoint's weights replace what init_from loaded.) trainer.devices is not compared
 # either: batch_size is the global batch, which the processes share, so any number of them
@@ -45,41 +58,71 @@ _ABSENT = object()
 
 
 def resume_path(resume: str | None, last: Path | None) -> Path | None:
-    """The checkpoint `trainer.resume` points at (`last`, the run dir's last.pt, for auto),
-    or None to start fresh."""
+    """The checkpoint `trainer.resume` points at, or None to start fresh. For auto: the run
+    dir's last.pt (`last`) if it verifies, else previous.pt if that does."""
     if not resume:
         return None
-    if resume == "auto":
-        return last if last is not None and last.is_file() else None
-    path = Path(resume).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"trainer.resume={resume}: no such checkpoint; give the path of a "
-            "last.pt or best.pt, or use trainer.resume=auto"
-        )
-    return path
+    if resume != "auto":
+        path = Path(resume).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"trainer.resume={resume}: no such checkpoint; give the path of a "
+                "last.pt or best.pt, or use trainer.resume=auto"
+            )
+        return path
+    if last is None:
+        return None
+    from dlx.engine.checkpoint import PREVIOUS, CheckpointError, load_checkpoint
+
+    previous = last.with_name(PREVIOUS)
+    if not last.is_file():  # killed between keeping the old one and renaming the new one
+        return previous if previous.is_file() else None
+    try:
+        load_checkpoint(last)
+        return last
+    except CheckpointError as err:
+        if not previous.is_file():
+            raise
+        try:
+            load_checkpoint(previous)
+        except CheckpointError:
+            raise err from None
+        log.warning("%s; resuming from %s, the checkpoint before it", err, previous)
+        return previous
 
 
-def check_resume(cfg: DictConfig, run_dir: Path | None) -> None:
-    """Refuse, in one line, to resume a checkpoint under a config that computes otherwise."""
+def check_resume(cfg: DictConfig, run_dir: Path | None) -> list[str]:
+    """Refuse, in one line, to resume a checkpoint under a config that computes otherwise;
+    returns the changed keys the user allowed (trainer.resume_allow_changes)."""
     last = None if run_dir is None else run_dir / "checkpoints" / "last.pt"
     path = resume_path(cfg.trainer.get("resume"), last)
     if path is None:
-        return
+        return []
     from dlx.engine.checkpoint import CheckpointError, load_checkpoint
 
+    allowed = [str(k) for k in cfg.trainer.get("resume_allow_changes") or []]
+    bad = [k for k in allowed if not k.startswith(CHANGEABLE) or k == "optimizer._target_"]
+    if bad:
+        raise ConfigError(
+            f"trainer.resume_allow_changes: {', '.join(bad)} cannot change in the middle of a "
+            "run (only optimizer hyperparameters and trainer.gradient_clip_val can); start a "
+            "new run instead"
+        )
     stored = load_checkpoint(path, mmap=True).get("config")
     if not stored:  # weights from elsewhere: their shapes are checked as they load
-        return
+        return []
     changes = differences(stored, cfg)
-    if changes:
-        shown = ", ".join(changes[:SHOWN])
-        if len(changes) > SHOWN:
-            shown += f" and {len(changes) - SHOWN} more"
+    refused = [c for c in changes if c.split(" ", 1)[0] not in allowed]
+    if refused:
+        shown = ", ".join(refused[:SHOWN])
+        if len(refused) > SHOWN:
+            shown += f" and {len(refused) - SHOWN} more"
         raise CheckpointError(
             f"cannot resume {path}: the config differs in {shown}; resume with the original "
-            "settings or start a new run (a new hydra.run.dir)"
+            "settings, start a new run (a new hydra.run.dir), or, for optimizer settings, "
+            "say it is meant: trainer.resume_allow_changes=[<key>, ...]"
         )
+    return [c.split(" ", 1)[0] for c in changes]
 
 
 def differences(stored: dict[str, Any], cfg: DictConfig) -> list[str]:

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import torch
 
-from dlx.config import ACCELERATORS, PRECISIONS
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.core.schemas import ACCELERATORS, PRECISIONS
 
 
 def process_age() -> float | None:

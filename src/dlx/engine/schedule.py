@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 
 @dataclass

@@ -26,7 +26,7 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:  # the second signal: stop now
-            from dlx.errors import Interrupted
+            from dlx.core.errors import Interrupted
 
             self.restore()
             raise Interrupted(signum)

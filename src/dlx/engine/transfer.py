@@ -6,8 +6,8 @@ import logging
 
 from torch import nn
 
+from dlx.core.errors import ConfigError
 from dlx.engine.checkpoint import load_checkpoint
-from dlx.errors import ConfigError
 
 log = logging.getLogger("dlx")
 

@@ -12,14 +12,18 @@ a compiled run trains on the same numbers it would have without the warm-up.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
+from dlx.core.tasks import Task
 from dlx.engine.checkpoint import rng_state, set_rng_state
-from dlx.engine.tasks import Task
+
+log = logging.getLogger("dlx")
 
 
 def warm_up(
@@ -53,3 +57,16 @@ def warm_up(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0
+
+
+def compile_warm_up(trainer: Any) -> float:
+    """Compile for this process's batch shapes before the timed epochs (warmup.py)."""
+    b, bs = trainer.batches, trainer.batches.batch_size
+    mine = len(range(trainer.dist.rank, b.n, trainer.dist.world))
+    sizes = [bs, min(bs, mine - (b.steps - 1) * bs)]  # a full batch, then the last one
+    if trainer.dist.world == 1 and sizes[0] == sizes[1]:
+        sizes.pop()  # (under DDP every process runs both: each backward is an all-reduce)
+    examples = [trainer.task.prepare(x, y) for x, y in b.examples(sizes)]
+    took = warm_up(trainer.train_net, trainer.model, trainer.task, examples, trainer.autocast)
+    log.info("compiled in %.1fs (warm-up outside the timed epochs)", took)
+    return took

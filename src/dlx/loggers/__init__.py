@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.core.io import is_main_process
 
 log = logging.getLogger("dlx")
 
@@ -49,6 +49,9 @@ class Logger:
         example: Any = None,
     ) -> None:
         """The run's final metrics and figures; `model`/`example` for a graph (torch)."""
+
+    def flush(self) -> None:
+        """A checkpoint is being written: put on disk what was logged up to it."""
 
     def close(self, status: str = "FINISHED") -> None:
         """FINISHED, FAILED or KILLED; called once, also when the run fails."""
@@ -82,6 +85,10 @@ class Loggers(Logger):
         for logger in self.loggers:
             logger.log_final(metrics, plots, model=model, example=example)
 
+    def flush(self) -> None:
+        for logger in self.loggers:
+            logger.flush()
+
     def close(self, status: str = "FINISHED") -> None:
         if self.closed:
             return
@@ -93,12 +100,6 @@ class Loggers(Logger):
                 if status == "FINISHED":
                     raise
                 log.warning("logger %s did not close: %s", type(logger).__name__, err)
-
-
-def is_main_process() -> bool:
-    """False in the other ranks of a distributed run (torchrun sets RANK): only rank 0
-    writes logs and figures."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def _entries(cfg: Any) -> list[tuple[str, Any]]:
@@ -145,7 +146,7 @@ def build_loggers(cfg: Any, run_dir: Path | None) -> Loggers:
         return Loggers([])
     from omegaconf import OmegaConf
 
-    from dlx.targets import instantiate
+    from dlx.core.targets import instantiate
 
     check_loggers(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dlx.io import atomic_write_text
+from dlx.core.io import atomic_write_text
 from dlx.loggers import Logger
 
 FIELDS = ("step", "epoch", "loss")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlx.io import write_json
+from dlx.core.io import write_json
 from dlx.loggers import Logger, flatten, scalars
 
 RUN_FILE = "mlflow_run.json"

@@ -1,20 +1,24 @@
 """Models: one file a family, plain nn.Modules built from a data Spec.
 
 A model's YAML names its class by `_target_`; `dlx.train` calls it with `spec=` the data
-set's Spec, so a new model needs no registry entry.
+set's Spec, so a new model needs no registry entry. The keys every model takes (ModelBase:
+init_from, freeze) are dlx's to apply, not the constructor's.
 """
 
+import dataclasses
 from typing import Any
 
+from dlx.core.schemas import ModelBase
+
 # Model options dlx handles itself (transfer learning), not passed to the constructor.
-TRANSFER_KEYS = ("init_from", "freeze")
+TRANSFER_KEYS = tuple(f.name for f in dataclasses.fields(ModelBase))
 
 
 def build_model(model_cfg: Any, spec: Any) -> Any:
     """Instantiate `model_cfg` (allow-listed) for a data Spec, leaving out dlx's own keys."""
     from omegaconf import OmegaConf
 
-    from dlx.targets import instantiate
+    from dlx.core.targets import instantiate
 
     # Resolved against the whole config first: a copy of the model node alone would lose
     # interpolations such as `random_state: ${seed}`.

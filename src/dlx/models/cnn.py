@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 from dlx.models.layers import activation as make_activation
 from dlx.models.layers import init_weights
 

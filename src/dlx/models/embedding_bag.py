@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 
 
 class EmbeddingBagClassifier(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlx.data.base import Spec
-from dlx.errors import ConfigError
+from dlx.core.data import Spec
+from dlx.core.errors import ConfigError
 
 
 class BernoulliRBM(nn.Module):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 
 class RewardMaze:

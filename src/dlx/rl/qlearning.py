@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 from dlx.rl.envs import RewardMaze
 
 log = logging.getLogger("dlx")
@@ -88,7 +88,7 @@ class QLearning:
         self.tie_break = tie_break
 
     def run(self, data: Any = None, cfg: Any = None, run_dir: Path | None = None) -> dict[str, Any]:
-        from dlx.targets import instantiate
+        from dlx.core.targets import instantiate
 
         env_cfg = None if cfg is None else cfg.get("env")
         if env_cfg is None:
@@ -106,7 +106,7 @@ class QLearning:
         top = float(q.max())
         normalised = q / top * 100.0 if top > 0 else q
         if run_dir is not None:
-            from dlx.io import save_npz
+            from dlx.core.io import save_npz
 
             save_npz({"q": q, "rewards": env.rewards}, Path(run_dir) / "model.npz")
         log.info(

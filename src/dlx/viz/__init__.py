@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import DlxError
+from dlx.core.errors import DlxError
 from dlx.viz.registry import Skip, figures
 
 log = logging.getLogger("dlx")

@@ -94,7 +94,7 @@ def predictions(run: Any) -> Any:
 
 def _scaled(run: Any, split: Any, n: int) -> np.ndarray:
     """The first n samples as the model sees them (scaled floats), as numpy."""
-    x = split.x[:n].detach().cpu().numpy().astype(np.float32)
+    x = split.take(slice(0, n)).x.detach().cpu().numpy().astype(np.float32)
     scale = run.data.scale
     return x if scale is None else x * scale
 
@@ -170,7 +170,7 @@ def _linear_labeller(run: Any) -> Any:
     path = run.run_dir / "model.npz"
     if not path.is_file():
         raise Skip("no model.npz with the fitted arrays")
-    from dlx.io import read_npz
+    from dlx.core.io import read_npz
 
     arrays = read_npz(path)
 

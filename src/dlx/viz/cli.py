@@ -10,48 +10,14 @@ figures go into each stage's folder; a multirun's sweep dir gets `plots/sweep.pn
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import ConfigError, reports_errors
+from omegaconf import DictConfig
+
+from dlx.core.errors import ConfigError
 
 log = logging.getLogger("dlx")
-
-USAGE = """usage: dlx viz run_dir=<run dir> [figures=[a,b]] [ckpt=last|best|<path>] [overrides...]
-
-Redraw the figures of a finished `dlx train` run into <run dir>/plots/: those that apply to
-its task, model and data (the others are listed as not drawn, with why). Overrides:
-dataset.<key>=<value> (e.g. dataset.root=<where the data is now>), viz.<key>=<value>
-(samples, feature_map_inputs, max_filters, dpi). A multirun's sweep dir gets
-plots/sweep.png: the monitored metric against each swept parameter.
-figures: {figures}
-"""
-
-
-def parse_args(argv: list[str]) -> dict[str, Any]:
-    args: dict[str, Any] = {"run_dir": None, "ckpt": "last", "figures": None, "overrides": []}
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if not eq:
-            raise ConfigError(f"dlx viz: {arg!r} is not key=value (dlx viz --help)")
-        if key in ("run_dir", "hydra.run.dir"):
-            args["run_dir"] = value
-        elif key == "ckpt":
-            args["ckpt"] = value
-        elif key in ("figures", "viz.figures"):
-            names = value.strip("[]").split(",")
-            args["figures"] = [n.strip() for n in names if n.strip()]
-        elif key.startswith(("dataset.", "viz.")):
-            args["overrides"].append(arg)
-        else:
-            raise ConfigError(
-                f"dlx viz: unknown option {key!r}; use run_dir=, figures=, ckpt=, "
-                "dataset.<key>= or viz.<key>="
-            )
-    if not args["run_dir"]:
-        raise ConfigError("dlx viz needs run_dir=<a run dir of dlx train> (outputs/train/...)")
-    return args
 
 
 def run_dirs(run_dir: Path) -> list[Path]:
@@ -63,30 +29,37 @@ def run_dirs(run_dir: Path) -> list[Path]:
     return stages or [run_dir]
 
 
-def viz(argv: list[str]) -> list[Path]:
+def viz(cfg: DictConfig) -> list[Path]:
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlx.compose import stored_with_overrides
+    from dlx.observe import check_options
     from dlx.viz import draw
-    from dlx.viz.registry import check_names
     from dlx.viz.run import RunView
     from dlx.viz.sweep import is_sweep_dir, plot_sweep, sweep_rows
 
-    args = parse_args(argv)
-    run_dir = Path(args["run_dir"]).expanduser()
+    check_options(cfg)
+    run_dir = Path(cfg.run_dir).expanduser()
     if not run_dir.is_dir():
         raise ConfigError(f"dlx viz: run_dir={run_dir} is not a folder")
-    if args["figures"]:
-        check_names(args["figures"], "figures")
     if is_sweep_dir(run_dir):
         path = plot_sweep(run_dir, sweep_rows(run_dir))
         print(f"dlx viz: {path}")
         return [path]
+    overrides = list(HydraConfig.get().overrides.task)
+
+    def with_overrides(stored: dict[str, Any]) -> DictConfig:
+        return stored_with_overrides(stored, cfg, overrides, own=("run_dir", "ckpt"))
+
     written: list[Path] = []
     for folder in run_dirs(run_dir):
-        view = RunView.from_dir(folder, args["ckpt"], args["overrides"])
-        paths, skipped = draw(view, args["figures"])
+        view = RunView.from_dir(folder, cfg.ckpt, with_overrides)
+        names = (view.cfg.get("viz") or {}).get("figures")
+        paths, skipped = draw(view, None if names is None else list(names))
         written += paths
         where = folder / "plots"
-        names = ", ".join(p.stem for p in paths)
-        print(f"dlx viz: {len(paths)} figure{'s' * (len(paths) != 1)} in {where}: {names}")
+        shown = ", ".join(p.stem for p in paths)
+        print(f"dlx viz: {len(paths)} figure{'s' * (len(paths) != 1)} in {where}: {shown}")
         if skipped:
             print(f"  not drawn: {_reasons(skipped)}")
         if not paths:  # every run has some figure; none means its data or model is missing
@@ -102,11 +75,7 @@ def _reasons(skipped: dict[str, str]) -> str:
     return "; ".join(f"{', '.join(n)} ({why})" for why, n in names.items())
 
 
-@reports_errors
 def main(argv: list[str]) -> None:
-    if any(a in ("-h", "--help") for a in argv):
-        from dlx.viz.registry import figures
+    from dlx.command import run_command
 
-        sys.stdout.write(USAGE.format(figures=", ".join(figures())))
-        return
-    viz(argv)
+    run_command("viz", viz, argv)

@@ -42,7 +42,7 @@ def _rbm_weights(run: Any) -> np.ndarray:
         return rbm.weight.detach().float().cpu().numpy()
     path = run.run_dir / "model.npz"
     if path.is_file():  # scikit-learn's BernoulliRBM: rbm.components_
-        from dlx.io import read_npz
+        from dlx.core.io import read_npz
 
         saved = read_npz(path)
         found = [k for k in saved if k.endswith("components_")]
@@ -52,7 +52,7 @@ def _rbm_weights(run: Any) -> np.ndarray:
 
 
 def _reconstructor(run: Any) -> Any:
-    from dlx.engine.tasks import Reconstruction
+    from dlx.core.tasks import Reconstruction
 
     model = run.require_model()
     if not isinstance(run.task, Reconstruction):

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 # Modules that register figures, imported on first use (they import numpy, not matplotlib).
 MODULES = ("dlx.viz.curves", "dlx.viz.classify", "dlx.viz.images", "dlx.viz.rl")

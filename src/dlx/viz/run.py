@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 from dlx.viz.registry import Skip
 from dlx.viz.style import image_shape
 
-DEFAULTS = {"samples": 32, "feature_map_inputs": 10, "max_filters": 16, "dpi": 100}
 SPLITS = ("test", "val", "train")  # the split figures show: the first the run has
 
 
@@ -51,8 +51,7 @@ class RunView:
         self.history = (
             history if history is not None else read_history(self.run_dir / "metrics.csv")
         )
-        viz = cfg.get("viz") or {}
-        self.options = {k: int(viz.get(k) or v) for k, v in DEFAULTS.items()}
+        self.options = viz_options(cfg)
         self._model = model
         self._data = data
         self._state = state  # a checkpoint's model state, built into a model on first use
@@ -63,8 +62,10 @@ class RunView:
 
     @classmethod
     def from_dir(
-        cls, run_dir: Path, ckpt: str = "last", overrides: list[str] | None = None
+        cls, run_dir: Path, ckpt: str = "last", configure: Callable[[dict], Any] | None = None
     ) -> RunView:
+        """A finished run, from its files; `configure` turns its stored config into the one
+        to draw with (dlx viz applies the command line's changes)."""
         from omegaconf import OmegaConf
 
         run_dir = Path(run_dir)
@@ -75,27 +76,22 @@ class RunView:
 
             saved = load_checkpoint(path)
         if saved.get("config"):  # exactly what the weights were trained with (a stage's too)
-            cfg = OmegaConf.create(saved["config"])
+            stored = saved["config"]
         elif (run_dir / ".hydra" / "config.yaml").is_file():
-            cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+            stored = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
         else:
             raise ConfigError(
                 f"{run_dir} is not a dlx run dir (no .hydra/config.yaml, no checkpoint); give "
                 "the folder dlx train wrote (outputs/train/<date>/<time>)"
             )
-        for item in overrides or []:
-            key, _, value = item.partition("=")
-            if OmegaConf.select(cfg, key, default="__missing__") == "__missing__" and not (
-                key.startswith("viz.") or key.startswith("dataset.")
-            ):
-                raise ConfigError(f"dlx viz: {key} is not an option of this run")
-            OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"v={value}"]).v, merge=False)
+        cfg = configure(stored) if configure is not None else OmegaConf.create(stored)
         from dlx.guard import check_config
 
         check_config(cfg)  # a stored config is data from disk: its targets are checked too
         metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        history = read_history(run_dir / "metrics.csv") or list(saved.get("history") or [])
+        rows = (saved.get("state") or {}).get("rows", saved.get("history"))
+        history = read_history(run_dir / "metrics.csv") or list(rows or [])
         return cls(cfg, run_dir, metrics, history, state=saved.get("model"))
 
     # -- what the run has ------------------------------------------------------------------
@@ -103,7 +99,7 @@ class RunView:
     @property
     def data(self) -> Any:
         if self._data is None and self.cfg.get("dataset") is not None:
-            from dlx.targets import instantiate
+            from dlx.core.targets import instantiate
 
             self._data = instantiate(self.cfg.dataset, "dataset").load()
         return self._data
@@ -114,7 +110,7 @@ class RunView:
             return self._data.spec
         if self.cfg.get("dataset") is None:
             raise Skip("no data set")
-        from dlx.targets import instantiate
+        from dlx.core.targets import instantiate
 
         return instantiate(self.cfg.dataset, "dataset").spec
 
@@ -133,7 +129,7 @@ class RunView:
     @property
     def task(self) -> Any:
         if self._task is None and self.cfg.get("task") is not None:
-            from dlx.targets import instantiate
+            from dlx.core.targets import instantiate
 
             self._task = instantiate(self.cfg.task, "task")
         return self._task
@@ -192,9 +188,9 @@ class RunView:
     def inputs(self, split: Any, n: int | None = None, start: int = 0) -> Any:
         """Model inputs (scaled floats) of samples start..start+n of a split, on the model's
         device."""
-        from dlx.engine.trainer import to_input
+        from dlx.core.data import to_input
 
-        x = split.x[start : None if n is None else start + n]
+        x = split.take(slice(start, None if n is None else start + n)).x
         return to_input(x.to(self.device), self.data.scale)
 
     def forward(self, x: Any, fn: Any = None) -> Any:
@@ -218,7 +214,7 @@ class RunView:
             path = self.predictions_file()
             if path is None:
                 raise Skip("no predictions saved for this run")
-            from dlx.io import read_npz
+            from dlx.core.io import read_npz
 
             saved = read_npz(path)
             if name not in saved:
@@ -241,6 +237,17 @@ class RunView:
     def class_names(self) -> list[str]:
         spec = self.spec
         return list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
+
+
+def viz_options(cfg: Any) -> dict[str, int]:
+    """The figure settings of a run's config, defaults from the schema (a run written
+    before a setting existed lacks it)."""
+    from dlx.core.schemas import VizConfig
+
+    viz = cfg.get("viz") or {}
+    defaults = VizConfig()
+    keys = ("samples", "feature_map_inputs", "max_filters", "dpi")
+    return {k: int(viz.get(k) or getattr(defaults, k)) for k in keys}
 
 
 def labels_from_output(out: Any) -> Any:

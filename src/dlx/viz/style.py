@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dlx.io import atomic_write_bytes
+from dlx.core.io import atomic_write_bytes
 
 
 def new_figure(width: float, height: float, dpi: int = 100) -> Any:

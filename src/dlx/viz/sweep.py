@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 OK = ("done", "ok", "completed", "finished", "success")
 MONITOR_KEYS = ("val/acc", "test/acc", "val/loss", "test/loss")

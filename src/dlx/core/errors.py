@@ -62,7 +62,7 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-# What a failed write means to the user (shared by dlx.io's writers and the CLI boundary).
+# What a failed write means to the user (shared by dlx.core.io's writers and the CLI boundary).
 # errno values that mean "this disk or folder takes no more writes", whatever the file.
 WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
@@ -86,7 +86,7 @@ def cannot_write(path: str | Path, err: OSError) -> WriteError:
 
 
 def fail_on_write_fault(err: OSError) -> None:
-    """A write outside dlx.io (Hydra's own files, a logger's library) on a full or
+    """A write outside dlx.core.io (Hydra's own files, a logger's library) on a full or
     read-only disk: one line as well. Any other OSError is re-raised."""
     if err.errno not in WRITE_FAULTS:
         raise err

@@ -1,4 +1,4 @@
-"""Tracking the monitored metric: best-checkpoint selection and early stopping."""
+"""The monitored metric: its best value so far (best.pt, early stopping, plateau schedules)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
 
 
 def mode_for(metric: str, mode: str | None) -> str:
@@ -56,31 +56,11 @@ class Monitor:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
 
 
-@dataclass
-class EarlyStopping:
-    monitor: Monitor
-    patience: int = 5
-    restore_best_weights: bool = True
-    wait: int = 0
-    stopped_epoch: int = 0
-
-    def __post_init__(self) -> None:
-        if self.patience < 0:
-            raise ConfigError(f"callbacks.early_stopping.patience={self.patience} must be >= 0")
-
-    def should_stop(self, row: dict[str, float], epoch: int) -> bool:
-        if self.monitor.update(row, epoch):
-            self.wait = 0
-            return False
-        self.wait += 1
-        if self.wait > self.patience:
-            self.stopped_epoch = epoch
-            return True
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"monitor": self.monitor.state_dict(), "wait": self.wait}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.monitor.load_state_dict(state["monitor"])
-        self.wait = state["wait"]
+def monitor_for(key: str, mode: str | None, keys: list[str], option: str) -> Monitor:
+    """A Monitor of `key`, refused in one line when the run has no such metric."""
+    if key not in keys:
+        raise ConfigError(
+            f"{option}={key} is not a metric of this run (it has {', '.join(keys)}); "
+            "pick one of those, or add a validation split with dataset.val_split"
+        )
+    return Monitor(key, mode_for(key, mode))

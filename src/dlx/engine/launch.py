@@ -1,4 +1,4 @@
-"""Data-parallel training: one process per device, gradients all-reduced by DDP, one run dir.
+"""Starting the processes of a data-parallel run: one per device, one run dir.
 
 Two ways in, both ending in the same Trainer loop:
 
@@ -6,14 +6,11 @@ Two ways in, both ending in the same Trainer loop:
   starts N worker processes that join one process group (NCCL on CUDA, gloo on CPU) and
   each run the same `run_one(cfg, run_dir)`. Rank 0's log records travel back to the job's
   handlers (console and train.log), rank 0's metrics come back as the job's result.
-- `torchrun --nproc_per_node=N -m dlx train ...`: torchrun starts N copies of the CLI. Each
-  joins the process group before Hydra runs (`init_torchrun`); rank 0 runs Hydra as usual
-  and broadcasts its run dir (`share_run_dir`); the other ranks compose the same config
-  without Hydra, so they create no run dir of their own and write no `.hydra/` or log file.
+- `torchrun --nproc_per_node=N -m dlx train ...`: engine/torchrun.py.
 
-Inside the loop (see trainer.py) `trainer.batch_size` is the global batch: each rank takes a
-strided share of every batch of the same permutation, so the union of the ranks' batches is
-exactly the single-process batch. Only rank 0 writes files.
+Inside the loop `trainer.batch_size` is the global batch: each rank takes a strided share of
+every batch of the same permutation (engine/batches.py), so the union of the ranks' batches
+is exactly the single-process batch. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -28,131 +25,24 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from dlx.errors import ConfigError, DlxError
+from dlx.core.errors import DlxError
+from dlx.engine import group
+from dlx.engine.group import DONE, check_devices, set_threads
 
 log = logging.getLogger("dlx")
 
 # After one worker fails, how long the others get to finish on their own (a preempted rank 0
 # may still be writing its checkpoint) before they are killed.
 GRACE_S = 10.0
-
-
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in the process group; `Dist()` is the single-process case."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum_counted(self, sums: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
-        """(sums, count) added up over all ranks in one all-reduce (float64: counts stay exact)."""
-        packed = torch.cat([sums.double(), sums.new_tensor([count], dtype=torch.float64)])
-        dist.all_reduce(packed)
-        return packed[:-1].to(sums.dtype), int(packed[-1].item())
-
-    def share(self, n: int) -> tuple[int, int]:
-        """This rank's contiguous slice [lo, hi) of n items (evaluation shards)."""
-        per, extra = divmod(n, self.world)
-        lo = self.rank * per + min(self.rank, extra)
-        return lo, lo + per + (1 if self.rank < extra else 0)
-
-
-def current() -> Dist:
-    """The process group this process is in, or the single-process Dist()."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return Dist()
-    rank = dist.get_rank()
-    return Dist(rank, dist.get_world_size(), int(os.environ.get("LOCAL_RANK", rank)))
-
-
-def initialized() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def is_main() -> bool:
-    """True outside a process group and on rank 0: the one process that writes files."""
-    return not initialized() or dist.get_rank() == 0
-
-
-def wants_cuda(accelerator: str) -> bool:
-    return accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-
-
-def check_devices(devices: int, accelerator: str) -> str:
-    """The backend for `devices` processes on `accelerator`, or a ConfigError."""
-    if accelerator == "mps":
-        raise ConfigError("trainer.devices > 1 is not supported on mps; use cpu or cuda")
-    if wants_cuda(accelerator):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "trainer.accelerator=cuda but no CUDA device is visible; use auto or cpu"
-            )
-        have = torch.cuda.device_count()
-        if devices > have:
-            raise ConfigError(
-                f"trainer.devices={devices} but only {have} CUDA device(s) are visible; "
-                f"use trainer.devices<={have}, or trainer.accelerator=cpu for gloo processes"
-            )
-        return "nccl"
-    return "gloo"
-
-
-def set_threads(world_on_this_host: int) -> None:
-    """N workers on C cores: max(1, C // N) intra-op threads each, so they do not contend."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, (cores or 1) // world_on_this_host))
-
-
-class AgreedStop:
-    """A stop request all ranks act on together.
-
-    Each rank sees SIGTERM/Ctrl-C at its own step; acting on it alone would leave the others
-    waiting in an all-reduce. `requested` therefore changes only in `agree()`, which the
-    trainer calls where it already syncs with the host (the NaN check every
-    `log_every_n_steps` and at the end of each epoch), in the same all-reduce that also
-    agrees on whether any rank saw a non-finite loss.
-    """
-
-    def __init__(self, stop: Any) -> None:
-        self._stop = stop
-        self.requested = False
-
-    @property
-    def signum(self) -> int | None:
-        return self._stop.signum
-
-    @property
-    def name(self) -> str:
-        return self._stop.name or "a signal on another rank"
-
-    def agree(self, bad: bool, device: torch.device) -> bool:
-        """Returns whether any rank saw a bad loss; updates `requested` from every rank."""
-        flags = torch.tensor([float(bad), float(self._stop.requested)], device=device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        any_bad, any_stop = flags.tolist()
-        self.requested = any_stop > 0
-        return any_bad > 0
-
-
-def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """DistributedDataParallel around `model` (rank 0's weights are broadcast to all)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+WATCH_TICK_S = 0.5  # how often the launcher looks at the heartbeats
 
 
 # -- dlx train trainer.devices=N --------------------------------------------------------------
@@ -191,13 +81,20 @@ class _Relay:
 
 
 def spawn(
-    target: Callable[..., dict[str, Any]], args: tuple, devices: int, accelerator: str
+    target: Callable[..., dict[str, Any]],
+    args: tuple,
+    devices: int,
+    accelerator: str,
+    stall_timeout_s: float = 30.0,
 ) -> dict[str, Any]:
     """Run `target(*args)` in `devices` processes of one group; rank 0's result.
 
     Workers run in their own process group, so a Ctrl-C at the terminal reaches only this
     process, which forwards each SIGINT/SIGTERM once to every worker (a second one aborts
     them, as in a single-process run). Workers die with this process (PR_SET_PDEATHSIG).
+    Each worker beats a heartbeat every batch: one that stops (SIGSTOP, a deadlock) is
+    found within `stall_timeout_s` and the run ends naming it, instead of waiting out gloo's
+    30-minute timeout; a signal during such a wait ends the run at once.
     """
     import multiprocessing as mp
 
@@ -207,11 +104,13 @@ def spawn(
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in range(devices)]  # (receive, send) per rank
     logs = ctx.Queue()
+    beats = ctx.Array("d", devices, lock=False)  # each worker's last heartbeat (monotonic)
+    watch = Watch(beats, stall_timeout_s)
     listener = _Relay(logs)
     procs = [
         ctx.Process(
             target=_worker,
-            args=(rank, devices, store.port, backend, target, args, pipes[rank][1], logs),
+            args=(rank, devices, store.port, backend, target, args, pipes[rank][1], logs, beats),
             name=f"dlx-rank{rank}",
         )
         for rank in range(devices)
@@ -219,6 +118,7 @@ def spawn(
     previous: dict[int, Any] = {}
 
     def forward(signum: int, frame: Any) -> None:
+        watch.signalled(signum)
         for p in procs:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signum)
@@ -233,7 +133,7 @@ def spawn(
         if threading.current_thread() is threading.main_thread():  # not in a launcher thread
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, forward)
-        failed = _join(procs, [r for r, _ in pipes], messages)
+        failed = _join(procs, [r for r, _ in pipes], messages, watch)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -242,6 +142,8 @@ def spawn(
                 p.kill()
             p.join()
         listener.stop()
+    if watch.verdict is not None:
+        raise watch.verdict
     if failed is None and 0 in messages and messages[0][0] == "ok":
         return messages[0][1]
     errors = [m for _, m in sorted(messages.items()) if m[0] == "error"]
@@ -259,14 +161,14 @@ def spawn(
     raise err
 
 
-def _join(procs: list[Any], conns: list[Any], messages: dict[int, tuple]) -> tuple[int, int] | None:
+def _join(
+    procs: list[Any], conns: list[Any], messages: dict[int, tuple], watch: Watch
+) -> tuple[int, int] | None:
     """Wait for every worker, collecting the one message each sends; after the first
     failure, give the rest GRACE_S to finish, then stop waiting (the caller kills them).
 
     Returns (rank, exit code) of the worker whose failure came first, not counting those
     that only lost a peer (their collectives fail once another worker is gone), or None."""
-    import time
-
     waiting: dict[Any, tuple[str, int]] = {p.sentinel: ("proc", r) for r, p in enumerate(procs)}
     waiting.update({c: ("conn", r) for r, c in enumerate(conns)})
     failed: tuple[int, int] | None = None
@@ -283,10 +185,17 @@ def _join(procs: list[Any], conns: list[Any], messages: dict[int, tuple]) -> tup
             conn.close()
 
     while any(kind == "proc" for kind, _ in waiting.values()):
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        alive = [r for kind, r in waiting.values() if kind == "proc"]
+        if watch.check(procs, alive) is not None:
+            break  # the caller kills the workers and ends with the watch's verdict
+        timeout = WATCH_TICK_S
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
         ready = multiprocessing.connection.wait(list(waiting), timeout=timeout)
         if not ready:
-            break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            continue
         for obj in ready:
             if obj not in waiting:  # a conn already read with its process's exit
                 continue
@@ -309,6 +218,67 @@ def _join(procs: list[Any], conns: list[Any], messages: dict[int, tuple]) -> tup
         if kind == "conn":
             receive(rank)
     return failed or lost
+
+
+class Watch:
+    """What the launcher watches besides exits: the workers' heartbeats, and a signal."""
+
+    def __init__(self, beats: Any, timeout: float) -> None:
+        self.beats, self.timeout = beats, timeout
+        self.gaps = [0.0] * len(beats)  # each worker's longest gap between beats so far
+        self.seen = list(beats)
+        self.first: float | None = None  # when a worker first beat: training has begun
+        self.signum: int | None = None
+        self.signal_at = 0.0
+        self.verdict: DlxError | None = None
+
+    def signalled(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum, self.signal_at = signum, time.monotonic()
+
+    def check(self, procs: list[Any], alive: list[int]) -> DlxError | None:
+        now, beats = time.monotonic(), list(self.beats)
+        for r, b in enumerate(beats):
+            if 0 < self.seen[r] < b < DONE:
+                self.gaps[r] = max(self.gaps[r], b - self.seen[r])
+        self.seen = beats
+        if self.first is None and any(b > 0 for b in beats):
+            self.first = now
+        active = [r for r in alive if beats[r] < DONE]
+        # a worker that has not beaten yet counts from the first one's first beat: after
+        # it, every worker is past DDP's set-up, which waits for all of them
+        last = {r: beats[r] or (self.first or now) for r in active}
+        limit = {r: max(self.timeout, 5 * self.gaps[r]) for r in active}
+        stuck = sorted((last[r], r) for r in active if self.first and now - last[r] > limit[r])
+        if self.signum is not None:  # healthy workers save and stop; stuck ones never do
+            quiet = sorted(
+                (last[r], r) for r in active if now - last[r] > max(1.0, 3 * self.gaps[r])
+            )
+            if quiet or now - self.signal_at > GRACE_S:
+                name = signal.Signals(self.signum).name
+                culprit = next((r for _, r in quiet if _state(procs[r].pid) == "T"), None)
+                culprit = culprit if culprit is not None else (quiet[0][1] if quiet else None)
+                who = f"; worker rank {culprit} made no progress" if quiet else ""
+                self.verdict = DlxError(f"stopped by {name}{who}; the workers were ended")
+                self.verdict.exit_code = 128 + self.signum
+        elif stuck:
+            rank = next((r for _, r in stuck if _state(procs[r].pid) == "T"), stuck[0][1])
+            why = "it is stopped (SIGSTOP)" if _state(procs[rank].pid) == "T" else "stuck"
+            self.verdict = DlxError(
+                f"trainer.devices={len(self.beats)}: worker rank {rank} made no progress for "
+                f"{now - last[rank]:.0f} s ({why}), so the run was ended "
+                f"(trainer.stall_timeout_s={self.timeout:g}); resume with trainer.resume=auto"
+            )
+            self.verdict.exit_code = 1
+        return self.verdict
+
+
+def _state(pid: int | None) -> str:
+    """A process's state letter from /proc (T: stopped); '' where there is none."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _lost_peer(message: tuple | None) -> bool:
@@ -348,6 +318,7 @@ def _worker(
     args: tuple,
     result: Any,
     logs: Any,
+    beats: Any,
 ) -> None:
     os.setpgid(0, 0)  # terminal signals go to the launcher only; it forwards them
     _die_with_parent()
@@ -363,6 +334,7 @@ def _worker(
         handler.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s"))
         root.addHandler(handler)
     set_threads(world)
+    group.watch_me(beats, rank)
     code = 0
     try:
         store = dist.TCPStore("127.0.0.1", port, is_master=False)
@@ -395,45 +367,3 @@ def _worker(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-# -- torchrun -----------------------------------------------------------------------------------
-
-_objects_group: Any = None  # a gloo group for the run-dir broadcast when the default is NCCL
-
-
-def init_torchrun(accelerator: str) -> Dist:
-    """Join the group torchrun set up (env://): NCCL on CUDA, gloo on CPU."""
-    global _objects_group
-    if initialized():
-        return current()
-    world = int(os.environ["WORLD_SIZE"])
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    backend = check_devices(local_world, accelerator)
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    set_threads(local_world)
-    dist.init_process_group(backend, init_method="env://")
-    if backend != "gloo":
-        _objects_group = dist.new_group(backend="gloo")
-    return current()
-
-
-def leave_torchrun() -> None:
-    """End the torchrun process group after a run that went well.
-
-    Left to the interpreter's exit, NCCL warns and gloo's threads can abort the process (see
-    _worker). After an error this is skipped: it could wait on ranks that are gone.
-    """
-    global _objects_group
-    if dist.is_available() and dist.is_initialized():
-        gc.collect()  # DDP's reducer, in reference cycles, still holds work of the group
-        dist.destroy_process_group()  # the default group and _objects_group
-        _objects_group = None
-
-
-def share_run_dir(run_dir: str | None) -> str:
-    """Rank 0 sends its Hydra run dir; every rank returns it."""
-    box = [run_dir]
-    dist.broadcast_object_list(box, src=0, group=_objects_group)
-    return str(box[0])

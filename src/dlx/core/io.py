@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from dlx.errors import cannot_write
+from dlx.core.errors import cannot_write
 
 
 def _os_error(err: BaseException | None) -> OSError | None:
@@ -38,7 +38,10 @@ def _atomic(
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # The writer's pid in the name: a later run can tell a dead writer's leftover
+        # (remove_stale_temps) from a live one's file in progress.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise cannot_write(path, err) from None
     try:
@@ -91,6 +94,71 @@ def save_npz(arrays: dict[str, Any], path: Path) -> None:
     _atomic(path, lambda f: np.savez(f, **arrays))
 
 
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temp files of writes whose process is gone (a kill mid-write leaves one;
+    a checkpoint's is the size of the checkpoint, a cache's of the data set)."""
+    removed = []
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        parts = tmp.name.rsplit(".", 3)  # .<name>.<pid>.<random>.tmp
+        if len(parts) < 4 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, in one line, when a run dir cannot be created or written.
+
+    It is really tried: the folder is made (as Hydra would next) and a file opened in it.
+    Asking os.access is not enough: as root it says yes to /proc.
+    """
+    from dlx.core.errors import ConfigError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        raise ConfigError(
+            f"cannot write the run dir {path}: {probe} is not a writable folder "
+            f"({err.strerror or err}); set hydra.run.dir (or DLX_OUTPUT_DIR) to a writable place"
+        ) from None
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the run's files: the only one, or rank 0 of a group.
+
+    Torch-free: a process group exists only once torch.distributed is imported; before
+    that, torchrun's RANK says which process this is."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
+
+
 def why_unloadable(err: Exception) -> tuple[str, str]:
     """Why `torch.load(weights_only=True)` refused a file, as (kind, detail):
 
@@ -123,7 +191,7 @@ def read_npz(path: Path) -> dict[str, Any]:
 
     import numpy as np
 
-    from dlx.errors import DataError
+    from dlx.core.errors import DataError
 
     try:
         with np.load(path, allow_pickle=False) as saved:

@@ -1,4 +1,8 @@
-"""Checks over a whole composed config that no schema type can express.
+"""Checks over a whole composed config that no schema type can express; torch-free, so a
+typo fails in a second, before the command imports torch.
+
+- Each schema's own checks (`check()` / `__post_init__` in schemas.py), run by building the
+  schema from the config's values: the one place each value is checked.
 
 - Keys a schema does not know. Struct mode refuses `trainer.max_epoch=3`, but Hydra's own
   advice for that error, `+trainer.max_epoch=3`, adds the key anyway; the trainer would then
@@ -6,7 +10,6 @@
 - Integers past 64 bits. OmegaConf keeps Python's unbounded ints, which torch and numpy
   refuse deep inside a run ("Overflow when unpacking long long").
 
-Torch-free, like config.py: both run before the command imports torch.
 """
 
 from __future__ import annotations
@@ -20,7 +23,75 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx.errors import ConfigError
+from dlx.core.errors import ConfigError
+from dlx.core.schemas import (
+    DatasetBase,
+    ExtrasConfig,
+    ModelBase,
+    OptimizerBase,
+    RunConfig,
+    SchedulerConfig,
+    TrainerConfig,
+    VizConfig,
+)
+
+# Groups typed by one closed schema whatever the option: dlx reads their keys itself.
+CLOSED = {"trainer": TrainerConfig, "scheduler": SchedulerConfig, "viz": VizConfig,
+          "extras": ExtrasConfig}  # fmt: skip
+# Open schemas: their own fields are checked; what an option adds is judged against its
+# target's signature (dlx.core.targets.check_arguments).
+OPEN = {"dataset": DatasetBase, "model": ModelBase, "optimizer": OptimizerBase}
+
+# Seeds reach numpy's RandomState (scikit-learn's `random_state: ${seed}`), which takes
+# 0..2**32-1 only; torch takes more, but one seed must work for every model.
+SEED_MAX = 2**32 - 1
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Every torch-free check of a composed config (any command's)."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:
+        raise ConfigError(
+            f"{missing[0]} has no value and needs one: add {missing[0]}=<value> to the command line"
+        )
+    root = OmegaConf.get_type(cfg)
+    root = root if dataclasses.is_dataclass(root) else RunConfig
+    check_keys(cfg, {"": root, **CLOSED})
+    seed = cfg.get("seed")
+    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            f"seed={seed} must be in 0..{SEED_MAX} (numpy and scikit-learn take 32-bit seeds)"
+        )
+    check_ints(cfg)
+    for name, part in (cfg.get("callbacks") or {}).items():
+        if not isinstance(part, DictConfig) or not part.get("_target_"):
+            raise ConfigError(
+                f"callbacks.{name} has no _target_ (a part's class); add a part with "
+                f"callbacks=[<option>, ...], e.g. callbacks=[early_stopping]"
+            )
+    for key, schema in {**CLOSED, **OPEN}.items():
+        node = cfg.get(key)
+        if not isinstance(node, DictConfig) or (key in OPEN and "_target_" not in node):
+            continue
+        build(schema, node, key)
+
+
+def build(schema: type, node: DictConfig, where: str) -> Any:
+    """The schema built from the node's values for its own fields: its checks run."""
+    names = [f.name for f in dataclasses.fields(schema)]  # type: ignore[arg-type]
+    values = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(values, dict)
+    try:
+        return schema(**{k: v for k, v in values.items() if k in names})
+    except TypeError as err:  # a value of the wrong type that no compose-time type caught
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def has_dataset(cfg: Any) -> bool:
+    """Whether the config names a data set (model=qlearning runs on an env instead)."""
+    node = cfg.get("dataset")
+    return node is not None and bool(node.get("_target_"))
+
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dlx.errors import ConfigError, DlxError
+from dlx.core.arguments import check_arguments
+from dlx.core.errors import ConfigError, DlxError
 
 ENV_VAR = "DLX_ALLOW_TARGETS"
 
@@ -160,11 +161,12 @@ def _user_allows(spelled: str, module: str, name: str, patterns: list[str]) -> b
     return False
 
 
-def check_target(target: Any, where: str, resolve: bool = True) -> None:
+def check_target(target: Any, where: str, resolve: bool = True) -> Any:
     """Raise ConfigError unless `target` (the value of `where`) names an allowed object.
 
     resolve=False: only the spelling (step 1; imports nothing). The object is then judged
-    when it is built (`instantiate`), or by a later full check."""
+    when it is built (`instantiate`), or by a later full check. Returns the object (None
+    when not resolved)."""
     what = f"{where}={target}"
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{what} must be a class path (e.g. torch.nn.Linear)")
@@ -178,7 +180,7 @@ def check_target(target: Any, where: str, resolve: bool = True) -> None:
             f"{', '.join(p for p in NAMESPACES)}; {hint}"
         )
     if not resolve:
-        return
+        return None
     # Hydra's own lookup (what instantiate uses), without its error log line.
     from hydra._internal.utils import _locate
 
@@ -195,19 +197,20 @@ def check_target(target: Any, where: str, resolve: bool = True) -> None:
             "(it can load code, run processes or touch files)"
         )
     if _kind_allows(obj, module, name) or _user_allows(target, module, name, patterns):
-        return
+        return obj
     raise ConfigError(
         f"{what} is not allowed: {it} not a class dlx builds from configs (torch.nn modules, "
         "torch.optim optimizers and schedulers, scikit-learn estimators, dlx's classes); " + hint
     )
 
 
-def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+def _targets(node: Any, path: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(where, target, the node holding it) for every `_target_` in a resolved config."""
     if isinstance(node, dict):
         for key, child in node.items():
             where = f"{path}.{key}" if path else str(key)
             if key == "_target_":
-                yield where, child
+                yield where, child, node
             else:
                 yield from _targets(child, where)
     elif isinstance(node, list):
@@ -223,15 +226,18 @@ def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def check_targets(cfg: Any, path: str = "", resolve: bool = True) -> None:
-    """Check every `_target_` of cfg, as resolved (interpolations included); resolve=False:
-    their spelling only (see check_target)."""
+    """Check every `_target_` of cfg, as resolved (interpolations included), and that each
+    node's keys are arguments its target takes; resolve=False: their spelling only (see
+    check_target)."""
     if isinstance(cfg, (DictConfig, ListConfig)):
         try:
             cfg = OmegaConf.to_container(cfg, resolve=True)
         except Exception as err:
             raise ConfigError(f"{path or 'config'}: cannot resolve ({_one_line(err)})") from None
-    for where, target in _targets(cfg, path):
-        check_target(target, where, resolve)
+    for where, target, node in _targets(cfg, path):
+        obj = check_target(target, where, resolve)
+        if obj is not None and not where.startswith("hydra."):
+            check_arguments(obj, node, where.removesuffix("._target_"))
 
 
 def instantiate(cfg: Any, path: str = "", *, partial: bool = False, **kwargs: Any) -> Any:
