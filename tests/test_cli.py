@@ -65,7 +65,7 @@ def test_train_help_shows_groups(cli_env):
     out = run_dlx("train", "--help", env=cli_env)
     assert out.returncode == 0, out.stderr
     assert (
-        "dataset: cifar10, digits, digits_nudged, image_folder, imdb, mnist, text_csv, toy2d"
+        "dataset: cifar10, digits, digits_nudged, image_folder, imdb, mnist, text, text_csv, toy2d"
         in out.stdout
     )
     assert "optimizer: adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd" in out.stdout
