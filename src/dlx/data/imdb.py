@@ -152,12 +152,10 @@ class IMDB(TextDataset):
             prints = {s: file_fingerprint(self._jsonl(s)) for s in SPLITS}
         return {"source": self._source, "files": prints}
 
-    def read_texts(self) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    def read_texts(self) -> dict[str, tuple[list[str], np.ndarray]]:
         if self._source == "tree":
-            (a, ay), (b, by) = (read_tree_split(self._tree() / s) for s in SPLITS)
-        else:
-            (a, ay), (b, by) = (read_jsonl(self._jsonl(s)) for s in SPLITS)
-        return a, ay, b, by
+            return {s: read_tree_split(self._tree() / s) for s in SPLITS}
+        return {s: read_jsonl(self._jsonl(s)) for s in SPLITS}
 
     def order(self, split: str, n: int) -> np.ndarray | None:
         if self.shuffle_seed is None:

@@ -16,15 +16,16 @@ import re
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 import torch
 
-from dlx.core.data import Spec, Split
+from dlx.core.data import Data, Spec, Split
 from dlx.core.errors import ConfigError
-from dlx.data.base import Dataset
+from dlx.data.base import Dataset, sample
 from dlx.data.cache import Field, Layout, split_fields
 
 PAD, START, OOV, FIRST_WORD = 0, 1, 2, 3
@@ -67,7 +68,8 @@ class TextDataset(Dataset):
     """A labelled text collection turned into padded int64 token ids, cached.
 
     Subclasses give `read_texts()` and `source_settings()` (what identifies the files);
-    the cache key adds every setting that changes the ids.
+    the cache key adds every setting that changes the ids. A source with its own
+    validation texts (a file of them) gives a "val" split, used instead of `val_split`.
     """
 
     scale = None  # token ids go into the model as they are
@@ -81,6 +83,7 @@ class TextDataset(Dataset):
         self.num_words = int(num_words)
         self.maxlen = int(maxlen)
         self.vocab_note = ""
+        self._val: Split | None = None  # the source's own validation split, once read
 
     @property
     @abstractmethod
@@ -101,16 +104,21 @@ class TextDataset(Dataset):
         """What identifies the source files (fingerprints) and how they are read."""
 
     @abstractmethod
-    def read_texts(self) -> tuple[list[str], np.ndarray, list[str] | None, np.ndarray | None]:
-        """(train texts, train labels, test texts or None, test labels or None)."""
+    def read_texts(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        """{"train": (texts, labels)} first, then "val" and "test" where the source has them."""
+
+    def stored_splits(self) -> tuple[str, ...] | None:
+        """The splits `read_texts()` gives, where the config tells them before any file is
+        read; None: train, and test when the source has one (known once its texts are read)."""
+        return None
 
     def _layout(self) -> Layout:
-        """The cache entry: token ids below num_words, class ids, the distinct-word count;
-        the test split only when the source has one (known once its texts are read)."""
+        """The cache entry: token ids below num_words, class ids, the distinct-word count."""
         ids = Field(torch.int64, (self.maxlen,), self.num_words)
-        fields = split_fields(("train", "test"), ids, self.source_spec.num_classes)
+        splits = self.stored_splits()
+        fields = split_fields(splits or ("train", "test"), ids, self.source_spec.num_classes)
         fields["distinct_words"] = Field(torch.int64, ())
-        return Layout(fields, optional=("test_x", "test_y"))
+        return Layout(fields, optional=() if splits else ("test_x", "test_y"))
 
     def order(self, split: str, n: int) -> np.ndarray | None:
         """A permutation applied after the cache (None: keep file order)."""
@@ -125,19 +133,18 @@ class TextDataset(Dataset):
         }
 
         def build() -> dict[str, torch.Tensor]:
-            train_texts, train_y, test_texts, test_y = self.read_texts()
-            train_tokens = [tokenize(t) for t in train_texts]
-            vocab, distinct = build_vocab(train_tokens, self.num_words)
-            out = {
-                "train_x": torch.from_numpy(encode(train_tokens, vocab, self.maxlen)),
-                "train_y": torch.from_numpy(np.asarray(train_y, dtype=np.int64)),
-                "distinct_words": torch.tensor(distinct),
-            }
-            del train_tokens
-            if test_texts is not None:
-                test_tokens = [tokenize(t) for t in test_texts]
-                out["test_x"] = torch.from_numpy(encode(test_tokens, vocab, self.maxlen))
-                out["test_y"] = torch.from_numpy(np.asarray(test_y, dtype=np.int64))
+            texts = self.read_texts()
+            assert next(iter(texts)) == "train"  # its words make the vocabulary
+            out: dict[str, torch.Tensor] = {}
+            vocab: dict[str, int] = {}
+            for split, (docs, labels) in texts.items():
+                tokens = [tokenize(t) for t in docs]
+                if split == "train":
+                    vocab, distinct = build_vocab(tokens, self.num_words)
+                    out["distinct_words"] = torch.tensor(distinct)
+                out[f"{split}_x"] = torch.from_numpy(encode(tokens, vocab, self.maxlen))
+                out[f"{split}_y"] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+                del tokens  # one split's token lists in memory at a time
             return out
 
         t = self.cached(settings, build, self._layout())
@@ -146,16 +153,28 @@ class TextDataset(Dataset):
             f"{self.num_words:,} ids: {min(distinct, self.num_words - FIRST_WORD):,} most "
             f"frequent of {distinct:,} distinct training words, + pad/start/OOV"
         )
-        splits: list[Split | None] = []
-        for split in ("train", "test"):
+        splits: dict[str, Split] = {}
+        for split in ("train", "val", "test"):
             if f"{split}_x" not in t:
-                splits.append(None)
                 continue
             x, y = t[f"{split}_x"], t[f"{split}_y"]
             perm = self.order(split, len(y))
             if perm is not None:
                 idx = torch.from_numpy(perm)
                 x, y = x[idx], y[idx]
-            splits.append(Split(x, y))
-        assert splits[0] is not None
-        return splits[0], splits[1]
+            splits[split] = Split(x, y)
+        self._val = splits.get("val")
+        return splits["train"], splits.get("test")
+
+    def load(self) -> Data:
+        """The base's splits, with the source's own validation split where it has one
+        (`classes` and `limit` apply to it as to the others)."""
+        self._val = None
+        data = super().load()
+        if self._val is None:
+            return data
+        if data.val is not None:  # subclasses refuse val_split with a val file up front
+            raise ConfigError("dataset.val_split and a validation file both give a val split")
+        val = self.select(self._val)
+        assert val is not None
+        return replace(data, val=val if self.limit is None else sample(val, self.limit))

@@ -18,7 +18,7 @@ class EmbeddingBagClassifier(nn.Module):
         if spec.vocab_size is None:
             raise ConfigError(
                 f"model=embedding_bag needs token ids (a text data set such as dataset=imdb "
-                f"or dataset=text_csv); this data set gives inputs of shape "
+                f"or dataset=text); this data set gives inputs of shape "
                 f"{tuple(spec.input_shape)}"
             )
         if dim < 1:

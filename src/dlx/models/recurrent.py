@@ -40,7 +40,7 @@ class RecurrentClassifier(nn.Module):
     ) -> None:
         if spec.vocab_size is None:
             raise ConfigError(
-                f"model={cell} reads token ids (dataset=imdb or text_csv); this data set gives "
+                f"model={cell} reads token ids (dataset=imdb or text); this data set gives "
                 f"inputs of shape {tuple(spec.input_shape)}"
             )
         if cell not in CELLS:
