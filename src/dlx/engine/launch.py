@@ -21,7 +21,6 @@ import logging
 import logging.handlers
 import multiprocessing.connection
 import os
-import queue
 import signal
 import sys
 import threading
@@ -35,7 +34,9 @@ import torch.distributed as dist
 
 from dlx.core.errors import DlxError
 from dlx.engine import group
-from dlx.engine.group import DONE, check_devices, set_threads
+from dlx.engine.group import check_devices, set_threads
+from dlx.engine.relay import Relay
+from dlx.engine.watch import Watch
 
 log = logging.getLogger("dlx")
 
@@ -46,38 +47,6 @@ WATCH_TICK_S = 0.5  # how often the launcher looks at the heartbeats
 
 
 # -- dlx train trainer.devices=N --------------------------------------------------------------
-
-
-class _Relay:
-    """Hands rank 0's log records, from a queue, to this process's loggers of the same name.
-
-    Not logging's QueueListener: its stop() puts an end marker on the queue, which waits
-    forever for the queue's lock when a worker was killed while writing a record. This one
-    puts nothing, and stop() waits only so long for the records in flight: a record cut off
-    by a kill would block the reading thread for good (a daemon, left behind).
-    """
-
-    def __init__(self, records: Any) -> None:
-        self._records = records
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dlx-log-relay", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                record = self._records.get(timeout=0.1)
-            except queue.Empty:
-                if self._done.is_set():  # every worker is gone and their records are read
-                    return
-                continue
-            except (EOFError, OSError):
-                return
-            logging.getLogger(record.name).handle(record)
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._done.set()
-        self._thread.join(timeout)
 
 
 def spawn(
@@ -106,7 +75,7 @@ def spawn(
     logs = ctx.Queue()
     beats = ctx.Array("d", devices, lock=False)  # each worker's last heartbeat (monotonic)
     watch = Watch(beats, stall_timeout_s)
-    listener = _Relay(logs)
+    listener = Relay(logs)
     procs = [
         ctx.Process(
             target=_worker,
@@ -218,67 +187,6 @@ def _join(
         if kind == "conn":
             receive(rank)
     return failed or lost
-
-
-class Watch:
-    """What the launcher watches besides exits: the workers' heartbeats, and a signal."""
-
-    def __init__(self, beats: Any, timeout: float) -> None:
-        self.beats, self.timeout = beats, timeout
-        self.gaps = [0.0] * len(beats)  # each worker's longest gap between beats so far
-        self.seen = list(beats)
-        self.first: float | None = None  # when a worker first beat: training has begun
-        self.signum: int | None = None
-        self.signal_at = 0.0
-        self.verdict: DlxError | None = None
-
-    def signalled(self, signum: int) -> None:
-        if self.signum is None:
-            self.signum, self.signal_at = signum, time.monotonic()
-
-    def check(self, procs: list[Any], alive: list[int]) -> DlxError | None:
-        now, beats = time.monotonic(), list(self.beats)
-        for r, b in enumerate(beats):
-            if 0 < self.seen[r] < b < DONE:
-                self.gaps[r] = max(self.gaps[r], b - self.seen[r])
-        self.seen = beats
-        if self.first is None and any(b > 0 for b in beats):
-            self.first = now
-        active = [r for r in alive if beats[r] < DONE]
-        # a worker that has not beaten yet counts from the first one's first beat: after
-        # it, every worker is past DDP's set-up, which waits for all of them
-        last = {r: beats[r] or (self.first or now) for r in active}
-        limit = {r: max(self.timeout, 5 * self.gaps[r]) for r in active}
-        stuck = sorted((last[r], r) for r in active if self.first and now - last[r] > limit[r])
-        if self.signum is not None:  # healthy workers save and stop; stuck ones never do
-            quiet = sorted(
-                (last[r], r) for r in active if now - last[r] > max(1.0, 3 * self.gaps[r])
-            )
-            if quiet or now - self.signal_at > GRACE_S:
-                name = signal.Signals(self.signum).name
-                culprit = next((r for _, r in quiet if _state(procs[r].pid) == "T"), None)
-                culprit = culprit if culprit is not None else (quiet[0][1] if quiet else None)
-                who = f"; worker rank {culprit} made no progress" if quiet else ""
-                self.verdict = DlxError(f"stopped by {name}{who}; the workers were ended")
-                self.verdict.exit_code = 128 + self.signum
-        elif stuck:
-            rank = next((r for _, r in stuck if _state(procs[r].pid) == "T"), stuck[0][1])
-            why = "it is stopped (SIGSTOP)" if _state(procs[rank].pid) == "T" else "stuck"
-            self.verdict = DlxError(
-                f"trainer.devices={len(self.beats)}: worker rank {rank} made no progress for "
-                f"{now - last[rank]:.0f} s ({why}), so the run was ended "
-                f"(trainer.stall_timeout_s={self.timeout:g}); resume with trainer.resume=auto"
-            )
-            self.verdict.exit_code = 1
-        return self.verdict
-
-
-def _state(pid: int | None) -> str:
-    """A process's state letter from /proc (T: stopped); '' where there is none."""
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
 
 
 def _lost_peer(message: tuple | None) -> bool:
