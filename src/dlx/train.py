@@ -101,6 +101,7 @@ def run_one(
     import torch
 
     from dlx.core.targets import instantiate
+    from dlx.engine import faults
     from dlx.engine.runtime import seed_everything
     from dlx.fit import train_torch
     from dlx.models import build_model
@@ -147,6 +148,8 @@ def run_one(
         if run_dir is not None and is_main_process():  # the result first, then decorations
             write_json(metrics, run_dir / "metrics.json")
         phase[0] = "the figures and loggers"
+        if faults.ENABLED:
+            faults.reach("figures")
         observer.finish(metrics, model=model, data=data)
     return metrics
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from dlx.core.errors import DataError, DlxError
-from dlx.core.io import atomic_save, why_unloadable
+from dlx.core.errors import DataError, DlxError, WriteError
+from dlx.core.io import atomic_save, remove_stale_temps, why_unloadable
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,10 @@ def cached(
         ) from None
     if why:  # said once the rebuild worked: a failed one is reported in one line above
         log.warning("cache %s was unusable (%s); rebuilt it from the source data", path, why)
+    remove_stale_temps(cache_dir)  # a killed writer's leftover (as large as an entry)
     try:
         atomic_save(tensors, path)
-    except OSError as err:  # caching is an optimisation: never fail a run over it
+    except (OSError, WriteError) as err:  # caching is an optimisation: never fail a run
         again = f"; delete {path}, or every run rebuilds it" if why else ""
         log.warning("could not write cache %s (%s); continuing without it%s", path, err, again)
     return tensors, False

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from dlx.core.data import AnySplit, Data
+from dlx.core.errors import Interrupted
 from dlx.core.schemas import TrainerConfig
 from dlx.core.tasks import Task
 from dlx.engine import faults
@@ -36,6 +37,7 @@ from dlx.engine.parts import Part, Parts
 from dlx.engine.parts.builtin import builtin_parts
 from dlx.engine.parts.monitor import monitor_for
 from dlx.engine.parts.nan_guard import NanGuard
+from dlx.engine.parts.preemption import stopped_after_training
 from dlx.engine.report import final_metrics
 from dlx.engine.runtime import (
     autocast_for,
@@ -105,7 +107,12 @@ class Trainer:
                     parts.on_train_batch_end(self, loss)
                 parts.on_train_epoch_end(self, self.end_epoch())
             parts.on_fit_end(self)
-        metrics = final_metrics(self)
+        try:
+            if faults.ENABLED:
+                faults.reach("test")
+            metrics = final_metrics(self)  # the test pass
+        except Interrupted as err:  # a signal, outside the loop's own handling of them
+            raise stopped_after_training(self, err.signum) from None
         beat(DONE)  # what follows (figures on rank 0) waits on no other process
         return metrics
 

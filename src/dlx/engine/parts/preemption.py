@@ -3,6 +3,7 @@ write last.pt and end the run with 128 + the signal, saying how to resume."""
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,19 @@ class Preempted(DlxError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def stopped_after_training(trainer: Trainer, signum: int) -> Preempted:
+    """A signal during the test pass: training is complete and saved; resuming the run
+    trains no more and does the rest."""
+    name = signal.Signals(signum).name
+    last = trainer.checkpoint_path()
+    if last is not None and trainer.cfg.checkpoint and last.is_file():
+        what = f"training is complete and saved in {last}"
+        what += f"; finish it with: {trainer.resume_hint}" if trainer.resume_hint else ""
+    else:
+        what = "no checkpoint was kept (trainer.checkpoint=false)"
+    return Preempted(f"stopped by {name} during the test pass; {what}", signum)
 
 
 class Preemption(Part):
