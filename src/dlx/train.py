@@ -102,7 +102,7 @@ def run_one(
 
     from dlx.core.targets import instantiate
     from dlx.engine import faults
-    from dlx.engine.runtime import seed_everything
+    from dlx.engine.runtime import busy_cpu_note, seed_everything, set_threads
     from dlx.fit import train_torch
     from dlx.models import build_model
     from dlx.observe import Observer
@@ -121,6 +121,11 @@ def run_one(
         for folder in (run_dir, run_dir / "checkpoints"):  # a killed write's leftovers
             remove_stale_temps(folder)
     seed_everything(cfg.seed, deterministic=cfg.trainer.deterministic)
+    if not torch.distributed.is_initialized():  # (DDP workers got their share already)
+        threads = set_threads(cfg.trainer.num_threads, parallel_jobs())
+        note = busy_cpu_note(threads) if cfg.trainer.num_threads is None else None
+        if note:
+            log.warning(note)
     data, name = None, "none"
     if has_dataset(cfg):
         dataset = instantiate(cfg.dataset, "dataset")
@@ -181,6 +186,22 @@ def _task(cfg: DictConfig) -> float | None:
         # monitored metric, the value a sweeper (Optuna) optimises.
         return run_job(cfg, hc, lambda: run(cfg, run_dir, hint, overrides))
     return objective(run(cfg, run_dir, hint, overrides))[1]
+
+
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine (joblib's n_jobs), else 1."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except ValueError:  # not inside a Hydra job
+        return 1
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n = launcher.get("n_jobs")
+    from dlx.engine.runtime import cores
+
+    return cores() if n in (None, -1) else max(1, int(n))
 
 
 def _torchrun() -> bool:

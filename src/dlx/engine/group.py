@@ -95,12 +95,6 @@ def check_devices(devices: int, accelerator: str) -> str:
     return "gloo"
 
 
-def set_threads(world_on_this_host: int) -> None:
-    """N workers on C cores: max(1, C // N) intra-op threads each, so they do not contend."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, (cores or 1) // world_on_this_host))
-
-
 class AgreedStop:
     """A stop request all ranks act on together.
 

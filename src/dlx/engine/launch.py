@@ -34,8 +34,9 @@ import torch.distributed as dist
 
 from dlx.core.errors import DlxError
 from dlx.engine import group
-from dlx.engine.group import check_devices, set_threads
+from dlx.engine.group import check_devices
 from dlx.engine.relay import Relay
+from dlx.engine.runtime import set_threads
 from dlx.engine.watch import Watch
 
 log = logging.getLogger("dlx")
@@ -241,7 +242,7 @@ def _worker(
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s"))
         root.addHandler(handler)
-    set_threads(world)
+    set_threads(None, world)
     group.watch_me(beats, rank)
     code = 0
     try:

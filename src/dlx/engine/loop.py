@@ -6,10 +6,9 @@ guard, the learning-rate schedule, early stopping, loggers, progress, preemption
 state is one dataclass (engine/state.py), checkpointed with every part's state, the data
 order and every RNG, so a killed run resumes bit for bit.
 
-Metrics are summed on the device and read once an epoch; the losses are read every
-`log_every_n_steps` steps by the NaN guard: no host sync per step. Under DDP the same loop
-runs in every process (engine/group.py, engine/launch.py); only rank 0 writes files.
-"""
+Metrics are summed on the device and read once an epoch, the losses every
+`log_every_n_steps` steps (the NaN guard): no host sync per step. Under DDP the same loop
+runs in every process (engine/group.py, launch.py); only rank 0 writes files."""
 
 from __future__ import annotations
 
@@ -45,6 +44,7 @@ from dlx.engine.runtime import (
     keep_freed_memory,
     process_age,
     resolve_device,
+    set_threads,
 )
 from dlx.engine.schedule import Schedule
 from dlx.engine.signals import StopRequest
@@ -230,8 +230,8 @@ class Trainer:
         if device.type == "cpu":
             keep_freed_memory()
         configure_backends(device, cfg.deterministic)
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        if cfg.num_threads:  # (else the app chose: engine/runtime.set_threads)
+            set_threads(cfg.num_threads)
         self.model, self.optimizer, self.task = model.to(device), optimizer, task
         self.data = data.to(device)
         self.net = torch.compile(model) if cfg.compile else model  # evaluation runs this one

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dlx.engine.group import Dist, check_devices, current, initialized, set_threads
+from dlx.engine.group import Dist, check_devices, current, initialized
+from dlx.engine.runtime import set_threads
 
 _objects_group: Any = None  # a gloo group for the run-dir broadcast when the default is NCCL
 
@@ -27,7 +28,7 @@ def init_torchrun(accelerator: str) -> Dist:
     backend = check_devices(local_world, accelerator)
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    set_threads(local_world)
+    set_threads(None, local_world)
     dist.init_process_group(backend, init_method="env://")
     if backend != "gloo":
         _objects_group = dist.new_group(backend="gloo")
