@@ -230,7 +230,7 @@ class Trainer:
         if device.type == "cpu":
             keep_freed_memory()
         configure_backends(device, cfg.deterministic)
-        if cfg.num_threads:  # (else the app chose: engine/runtime.set_threads)
+        if cfg.num_threads:  # (else the app's choice: engine/runtime.set_threads)
             set_threads(cfg.num_threads)
         self.model, self.optimizer, self.task = model.to(device), optimizer, task
         self.data = data.to(device)
@@ -298,4 +298,4 @@ class Trainer:
         return path
 
     def checkpoint_path(self, name: str = "last.pt") -> Path | None:
-        return None if self.run_dir is None else self.run_dir / "checkpoints" / name
+        return self.run_dir and self.run_dir / "checkpoints" / name
