@@ -176,10 +176,8 @@ class Trainer:
         row.update({f"train/{k}": v for k, v in zip(self.metric_names, stats, strict=True)})
         if self.data.val is not None:
             row.update(self.evaluate(self.net, self.task, self.data.val, self.data.scale, "val"))
-        row["epoch_time_s"] = elapsed
-        # samples this process group trained on since the epoch (re)started, not before
-        done = seen - self._seen0 * self.dist.world
-        row["samples_per_s"] = done / max(elapsed, 1e-12)
+        row["epoch_time_s"] = elapsed  # samples/s: those since the epoch (re)started
+        row["samples_per_s"] = (seen - self._seen0 * self.dist.world) / max(elapsed, 1e-12)
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         state.rows.append(row)
         return row
