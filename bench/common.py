@@ -29,6 +29,11 @@ _MLP_FLOP = 2 * (784 * 784 + 784 * 10) * 2 + 2 * 784 * 10
 SETUPS = {
     "mlp": Setup("book/6_9_mlp_mnist", 500, 60_000 * _MLP_FLOP / 1e9),
     "cnn": Setup("book/6_13_cnn_mnist", 256, float("nan")),
+    # the chapter's slow listings (bench/chapter.py): CIFAR-10's 50,000 images, IMDB's
+    # 25,000 reviews (80 ids, Keras 1's dropouts), and 6-15's first stage (digits 0-4)
+    "cnn_cifar": Setup("book/6_12_cnn_cifar10", 256, float("nan")),
+    "lstm": Setup("book/6_14_lstm_imdb", 32, float("nan")),
+    "transfer": Setup("book/6_15_transfer_mnist", 128, float("nan")),
 }
 
 

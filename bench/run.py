@@ -254,6 +254,107 @@ def bench_data(root: str) -> list[str]:
     return [*rows, ""]
 
 
+CHAPTER = {  # listing -> (dlx overrides, the minimal loop's label)
+    "cnn_cifar": ([], "minimal loop (fp32 eager)"),
+    "lstm": ([], "minimal loop (nn.LSTMCell loop, the same masks)"),
+    "transfer": (["~stages", "dataset.classes=[0,1,2,3,4]"], "minimal loop (fp32 eager)"),
+}
+
+
+def bench_chapter(root: str, reps: int, epochs: int) -> list[str]:
+    """The slow listings, each next to a minimal loop and Keras 3 on both backends, full
+    epochs on the real data (the first epoch of a run dropped as a warm-up)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from reproduce import cifar_root  # builds CIFAR-10 batches from the shared JPEG copy
+
+    cache = Path(os.environ.get("DLX_CACHE_DIR", Path.home() / ".cache" / "dlx"))
+    rows: list[str] = []
+    for model, (extra, minimal_label) in CHAPTER.items():
+        data_root = str(cifar_root(Path(root), cache)) if model == "cnn_cifar" else root
+        loop = ("chapter_loops.py", "--root", root, "--model", model, "--epochs", str(epochs))
+        runs: dict[str, Callable[[], list[float]]] = {
+            minimal_label: script_runner(*loop, "--impl", "torch"),
+            "dlx fp32 eager": dlx_runner(model, data_root, epochs, *extra),
+        }
+        if model == "lstm":
+            runs["dlx, model.impl=loop (the cell loop)"] = dlx_runner(
+                model, data_root, epochs, *extra, "model.impl=loop"
+            )
+        if have("keras"):
+            runs["Keras 3, torch backend"] = script_runner(*loop, "--impl", "keras")
+            if have("jax"):
+                runs["Keras 3, JAX backend"] = script_runner(
+                    *loop, "--impl", "keras", "--backend", "jax"
+                )
+        values: dict[str, list[float | None]] = {k: [] for k in runs}
+        for rep in range(reps):
+            for label, run in runs.items():
+                try:
+                    times = run()
+                    values[label].append(statistics.median(times[1:] or times))
+                except (RuntimeError, ValueError, KeyError) as err:
+                    print(f"  {model} {label}: failed: {str(err)[:200]}")
+                    values[label].append(None)
+                v = values[label][-1]
+                print(
+                    f"  {model} rep {rep + 1}/{reps}  {label:44s} {v if v is None else round(v, 2)}"
+                )
+        s = SETUPS[model]
+        rows += [
+            f"### {s.experiment} (batch {s.batch_size}, full epochs)",
+            "",
+            "| contender | s/epoch, median (min–max) | ratio to dlx |",
+            "|---|---|---|",
+        ]
+        ref = values["dlx fp32 eager"]
+        for label, vs in values.items():
+            ok = [v for v in vs if v is not None]
+            cell = spread(ok) if ok else "failed"
+            rows.append(f"| {label} | {cell} | {pair_ratios(vs, ref)} |")
+        rows.append("")
+    return rows
+
+
+def bench_threads(root: str, reps: int) -> list[str]:
+    """Two `dlx train` at once on this machine's cores: torch's default threads in each (they
+    fight over the cores) against trainer.num_threads=1 each."""
+    cmd = [DLX, "train", "experiment=book/6_9_mlp_mnist", f"dataset.root={root}",
+           "dataset.download=false", "trainer.max_epochs=3", "trainer.progress=false",
+           "trainer.checkpoint=false", "viz.enabled=false"]  # fmt: skip
+    cases = {
+        "torch's default threads, each": [],
+        "trainer.num_threads=1, each": ["trainer.num_threads=1"],
+    }
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    epoch: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(reps):
+        for label, extra in cases.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                procs = [
+                    subprocess.Popen([*cmd, *extra, f"hydra.run.dir={tmp}/{i}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    for i in range(2)
+                ]  # fmt: skip
+                for p in procs:
+                    p.wait()
+                wall[label].append(time.perf_counter() - t0)
+                for i in range(2):
+                    times = json.loads(Path(tmp, str(i), "metrics.json").read_text())[
+                        "epoch_time_s"
+                    ]
+                    epoch[label].append(statistics.median(times[1:]))
+            print(f"  threads {label:32s} {wall[label][-1]:.1f} s")
+    rows = [
+        "### Two runs at once on the 2 cores (the 6-9 MLP on MNIST, 3 epochs each)",
+        "",
+        "| threads | both done, s | s/epoch of each, median (min–max) |",
+        "|---|---|---|",
+    ]
+    rows += [f"| {k} | {spread(wall[k])} | {spread(epoch[k])} |" for k in cases]
+    return [*rows, ""]
+
+
 def jpeg_tree(archive: Path) -> Path:
     """The shared CIFAR-10 JPEG archive extracted (once) into the cache: train/<class>/..."""
     import tarfile
@@ -346,7 +447,7 @@ def machine() -> list[str]:
     ]
 
 
-SECTIONS = ("peak", "mlp", "cnn", "stream", "startup", "data")
+SECTIONS = ("peak", "mlp", "cnn", "chapter", "stream", "threads", "startup", "data")
 
 
 def marked(name: str, lines: list[str]) -> list[str]:
@@ -394,10 +495,14 @@ def main() -> None:
     for model in ("mlp", "cnn"):
         if model in only:
             sections[model] = bench_model(model, root, args.reps, args.epochs)
+    if "chapter" in only:
+        sections["chapter"] = bench_chapter(root, args.reps, max(args.epochs, 2))
     if "stream" in only:
         jpeg = Path(args.root, "cifar10", "cifar10-jpeg.tar.gz")
         if jpeg.is_file():
             sections["stream"] = bench_stream(str(jpeg_tree(jpeg)), args.reps)
+    if "threads" in only:
+        sections["threads"] = bench_threads(root, args.reps)
     if "startup" in only:
         sections["startup"] = bench_startup(max(args.reps, 5))
     if "data" in only:
