@@ -64,7 +64,18 @@ def train_torch(
     model.to(trainer.device)
     task = instantiate(cfg.task, "task")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = instantiate(cfg.optimizer, "optimizer", params=params)
+    fast = {}
+    if (
+        "fused" in cfg.optimizer
+        and cfg.optimizer.fused is None
+        and trainer.device.type
+        in (
+            "cpu",
+            "cuda",
+        )
+    ):
+        fast["fused"] = True  # one kernel for the whole update instead of a loop over tensors
+    optimizer = instantiate(cfg.optimizer, "optimizer", params=params, **fast)
     sched = cfg.scheduler
     factory = (
         instantiate(sched.lr_scheduler, "scheduler.lr_scheduler", partial=True)
