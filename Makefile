@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: install train test test-all lint format bench reproduce gpu-check clean
+.PHONY: install train test test-gpu test-all lint format bench reproduce gpu-check clean
 
 install: $(STAMP)
 
@@ -20,6 +20,12 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+# The device-dependent tests (marked `device`, slow ones too) on DEVICE: cuda, cpu or cpu,cuda;
+# empty: cuda where torch sees one, else cpu. `make test-gpu DEVICE=cpu` runs them here.
+DEVICE ?=
+test-gpu: install
+	DLX_TEST_DEVICE=$(DEVICE) $(BIN)/python -m pytest -m device $(ARGS)
 
 test-all: install
 	$(BIN)/python -m pytest $(ARGS)

@@ -14,6 +14,66 @@ import pytest
 
 BIN = Path(sys.executable).parent
 DLX = str(BIN / "dlx")
+DEVICES = ("cpu", "cuda")
+
+
+# -- devices: the tests that take `device` run once per chosen device (`make test-gpu`) -----------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        default=None,
+        help="devices for the tests that take `device` (marked `device`): cpu, cuda or "
+        "cpu,cuda; default: $DLX_TEST_DEVICE, else cuda where torch sees one, else cpu",
+    )
+
+
+def chosen_devices(config: pytest.Config) -> list[str]:
+    """--device, else DLX_TEST_DEVICE, else the one device a user's `auto` would train on
+    (mps aside): on a CPU machine the suite runs as it always did, once, on the CPU."""
+    if not hasattr(config, "_dlx_devices"):
+        wanted = config.getoption("--device") or os.environ.get("DLX_TEST_DEVICE") or "auto"
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+        if wanted == "auto":
+            devices = ["cuda" if has_cuda else "cpu"]
+        else:
+            devices = list(dict.fromkeys(d.strip() for d in wanted.split(",") if d.strip()))
+        bad = [d for d in devices if d not in DEVICES]
+        if bad or not devices:
+            raise pytest.UsageError(
+                f"--device (DLX_TEST_DEVICE) = {wanted}: choose from auto, {', '.join(DEVICES)}"
+            )
+        if "cuda" in devices and not has_cuda:
+            # Asked for by name: a silent CPU run would pass for a GPU proof.
+            raise pytest.UsageError(
+                f"--device (DLX_TEST_DEVICE) = {wanted} asks for CUDA and "
+                f"torch.cuda.is_available() is False (torch {torch.__version__})"
+            )
+        config._dlx_devices = devices  # type: ignore[attr-defined]
+    return config._dlx_devices  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--device") or os.environ.get("DLX_TEST_DEVICE"):
+        chosen_devices(config)  # a bad choice stops the run here, in one line
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Also through fixtures (a module's trained run): each device gets its own instance.
+    if "device" in metafunc.fixturenames:
+        params = [
+            pytest.param(d, marks=pytest.mark.device) for d in chosen_devices(metafunc.config)
+        ]
+        metafunc.parametrize("device", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """ "cpu" or "cuda": pass it on as `trainer.accelerator` / `Trainer(accelerator=...)`."""
+    return request.param
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:

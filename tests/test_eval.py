@@ -12,10 +12,11 @@ from tests.runs import resave
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, device):
     run_dir = tmp_path_factory.mktemp("trained")
     out = run_dlx(
         "train",
+        f"trainer.accelerator={device}",
         "trainer.max_epochs=3",
         "dataset.val_split=0.2",
         "model.hidden=[32]",
@@ -26,10 +27,11 @@ def trained(tmp_path_factory):
     return run_dir
 
 
-def test_eval_reproduces_the_runs_test_metrics(trained, tmp_path, cli_env):
+def test_eval_reproduces_the_runs_test_metrics(trained, tmp_path, cli_env, device):
     out = run_dlx(
         "eval",
         f"ckpt={trained / 'checkpoints' / 'last.pt'}",
+        f"trainer.accelerator={device}",
         f"hydra.run.dir={tmp_path / 'ev'}",
         env=cli_env,
     )
@@ -42,10 +44,12 @@ def test_eval_reproduces_the_runs_test_metrics(trained, tmp_path, cli_env):
 
 
 def test_eval_on_val_split_of_best(trained, tmp_path, cli_env):
-    best = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
+    # On the CPU, whichever device trained it (a CUDA checkpoint's tensors are mapped over).
+    best = torch.load(trained / "checkpoints" / "best.pt", weights_only=True, map_location="cpu")
     out = run_dlx(
         "eval",
         f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+        "trainer.accelerator=cpu",
         "split=val",
         f"hydra.run.dir={tmp_path / 'ev'}",
         env=cli_env,

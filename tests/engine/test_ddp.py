@@ -49,11 +49,16 @@ def losses(run_dir: Path) -> list[float]:
     return [float(line.split(",")[col]) for line in lines[1:]]
 
 
-def test_two_processes_match_one_and_write_one_run_dir(tmp_path, cli_env):
+def test_two_processes_match_one_and_write_one_run_dir(tmp_path, cli_env, device):
+    # On CUDA: one GPU per process, NCCL (`make test-gpu` on a machine with 2 GPUs).
+    if device == "cuda" and torch.cuda.device_count() < 2:
+        pytest.skip(f"2 NCCL processes need 2 CUDA devices; {torch.cuda.device_count()} visible")
+    args = [a for a in ARGS if not a.startswith("trainer.accelerator=")]
+    args.append(f"trainer.accelerator={device}")
     single = tmp_path / "single"
-    train_in_process(compose("train", ARGS), single)  # single-process reference, in-process
+    train_in_process(compose("train", args), single)  # single-process reference, in-process
     # No hydra.run.dir: the timestamped default, where one dir per rank would show up.
-    ddp = run_dlx("train", *ARGS, *DDP, env=cli_env)
+    ddp = run_dlx("train", *args, *DDP, env=cli_env)
     assert ddp.returncode == 0, ddp.stderr
     runs = [p for p in (tmp_path / "outputs" / "train").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs
@@ -62,7 +67,8 @@ def test_two_processes_match_one_and_write_one_run_dir(tmp_path, cli_env):
     assert (run / "checkpoints" / "last.pt").is_file()
     assert not list(run.rglob("*.tmp"))
     log = (run / "train.log").read_text()  # rank 0's records, relayed to the job's log
-    assert "2 gloo worker processes" in log and "epoch 3/3" in log
+    backend = "nccl" if device == "cuda" else "gloo"
+    assert f"2 {backend} worker processes" in log and "epoch 3/3" in log
     assert ddp.stdout.count("epoch 1/3") == 1  # only rank 0 reports
 
     a, b = metrics(single), metrics(run)

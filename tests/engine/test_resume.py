@@ -1,4 +1,5 @@
-"""Kill a real `dlx train` with SIGKILL at five points, resume it, and compare bit for bit."""
+"""Kill a real `dlx train` with SIGKILL at five points, resume it, and compare bit for bit
+(on each device of the `device` fixture: `make test-gpu` runs it on CUDA)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,15 @@ def final_state(run_dir: Path) -> tuple[dict, dict]:
     return ckpt["model"], {k: v for k, v in metrics.items() if k not in TIMING}
 
 
+def on(device: str) -> list[str]:
+    return [*ARGS, f"trainer.accelerator={device}"]
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[dict, dict, list[str]]:
+def reference(tmp_path_factory, device) -> tuple[dict, dict, list[str]]:
     run_dir = tmp_path_factory.mktemp("ref")
     env = {**os.environ, "DLX_CACHE_DIR": str(run_dir / "cache")}
-    out = run_dlx("train", *ARGS, f"hydra.run.dir={run_dir}", env=env)
+    out = run_dlx("train", *on(device), f"hydra.run.dir={run_dir}", env=env)
     assert out.returncode == 0, out.stderr
     csv = (run_dir / "metrics.csv").read_text().splitlines()
     return (*final_state(run_dir), csv)
@@ -48,17 +53,17 @@ def reference(tmp_path_factory) -> tuple[dict, dict, list[str]]:
     ["start:1", "step:25", "epoch_end:1", "checkpoint_write:3", "eval:2"],
     ids=["start", "mid-epoch", "between-epochs", "during-checkpoint-write", "during-eval"],
 )
-def test_sigkill_then_resume_is_bit_identical(fault, reference, tmp_path, cli_env):
+def test_sigkill_then_resume_is_bit_identical(fault, reference, tmp_path, cli_env, device):
     run_dir = tmp_path / "run"
     killed = run_dlx(
-        "train", *ARGS, f"hydra.run.dir={run_dir}", env={**cli_env, "DLX_FAULT": fault}
+        "train", *on(device), f"hydra.run.dir={run_dir}", env={**cli_env, "DLX_FAULT": fault}
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     if fault == "checkpoint_write:3":  # the kill left the temp file, and the old last.pt intact
         assert list((run_dir / "checkpoints").glob(".last.pt.*.tmp"))
         torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     resumed = run_dlx(
-        "train", *ARGS, f"hydra.run.dir={run_dir}", "trainer.resume=auto", env=cli_env
+        "train", *on(device), f"hydra.run.dir={run_dir}", "trainer.resume=auto", env=cli_env
     )
     assert resumed.returncode == 0, resumed.stderr
     if fault != "start:1":
@@ -137,8 +142,9 @@ def images(tmp_path_factory) -> Path:
     return root
 
 
-def test_streamed_batches_resume_bit_identical_after_sigkill(images, tmp_path, cli_env):
-    args = [*STREAM, f"dataset.root={images}"]
+def test_streamed_batches_resume_bit_identical_after_sigkill(images, tmp_path, cli_env, device):
+    # On CUDA the DataLoader pins its batches' memory and the copies are asynchronous.
+    args = [*STREAM, f"dataset.root={images}", f"trainer.accelerator={device}"]
     ref = tmp_path / "ref"
     out = run_dlx("train", *args, "trainer.num_workers=0", f"hydra.run.dir={ref}", env=cli_env)
     assert out.returncode == 0, out.stderr

@@ -9,6 +9,7 @@ from dlx.core.data import Data, Spec, Split
 from dlx.core.errors import ConfigError
 from dlx.core.tasks import Classification
 from dlx.engine.loop import Trainer
+from dlx.engine.state import RunState
 from dlx.models.mlp import MLP
 
 
@@ -31,8 +32,8 @@ def fit(data: Data | None = None, init_seed: int = 0, **kwargs):
     return trainer, model, trainer.fit(model, opt, Classification(), data)
 
 
-def test_learns_separable_data():
-    trainer, _, metrics = fit()
+def test_learns_separable_data(device):
+    trainer, _, metrics = fit(accelerator=device)
     assert metrics["test/acc"] >= 0.97
     losses = [row["train/loss"] for row in trainer.state.rows]
     assert losses[-1] < losses[0]
@@ -48,9 +49,9 @@ def test_validation_metrics_each_epoch():
     assert metrics["val/acc"] == trainer.state.rows[-1]["val/acc"]
 
 
-def test_same_seed_same_result():
-    _, m1, a = fit(init_seed=3)
-    _, m2, b = fit(init_seed=3)
+def test_same_seed_same_result(device):
+    _, m1, a = fit(init_seed=3, accelerator=device)
+    _, m2, b = fit(init_seed=3, accelerator=device)
     assert a["test/loss"] == b["test/loss"]
     assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
 
@@ -81,25 +82,33 @@ def test_limit_train_batches():
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
-def test_mixed_precision_on_cpu_trains_close_to_fp32(precision):
-    _, _, ref = fit(max_epochs=3)
-    _, _, low = fit(max_epochs=3, precision=precision)
+def test_mixed_precision_trains_close_to_fp32(precision, device):
+    _, _, ref = fit(max_epochs=3, accelerator=device)
+    trainer, _, low = fit(max_epochs=3, precision=precision, accelerator=device)
+    assert (trainer.scaler is not None) == (precision == "16-mixed")  # fp16 needs loss scaling
     assert low["test/acc"] >= 0.95
     assert abs(low["test/acc"] - ref["test/acc"]) < 0.03
 
 
-def test_uint8_inputs_are_scaled_per_batch():
+def test_uint8_inputs_sit_on_the_device_and_are_scaled_per_batch(device):
     data = blobs()
     x8 = ((data.train.x + 8) * 10).clamp(0, 255).to(torch.uint8)
     t8 = ((data.test.x + 8) * 10).clamp(0, 255).to(torch.uint8)
     data8 = Data(data.spec, Split(x8, data.train.y), test=Split(t8, data.test.y), scale=1 / 255)
-    _, _, metrics = fit(data8, max_epochs=10)
+    trainer, model, metrics = fit(data8, max_epochs=10, accelerator=device)
     assert metrics["test/acc"] >= 0.95
     assert data8.train.x.dtype == torch.uint8  # stored data untouched
+    # The whole split moved to the device once, as uint8; each batch becomes float there.
+    stored = trainer.data.train.x
+    assert stored.device.type == device and stored.dtype == torch.uint8
+    x, y, _ = next(iter(trainer.batches.epoch(RunState())))
+    assert x.device.type == y.device.type == device and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert next(model.parameters()).device.type == device
 
 
-def test_checkpoint_written_atomically(tmp_path):
-    _, model, _ = fit(run_dir=tmp_path, max_epochs=2)
+def test_checkpoint_written_atomically(tmp_path, device):
+    _, model, _ = fit(run_dir=tmp_path, max_epochs=2, accelerator=device)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and set(ckpt) >= {"model", "optimizer", "step", "dlx_version"}
     assert all(torch.equal(ckpt["model"][k], v) for k, v in model.state_dict().items())

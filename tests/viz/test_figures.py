@@ -17,14 +17,19 @@ def plots(run_dir):
     return sorted(p.stem for p in (run_dir / "plots").glob("*.png"))
 
 
-@pytest.fixture(scope="module")
-def mlp_run(tmp_path_factory):
-    return train(tmp_path_factory.mktemp("mlp"), *SMOKE)
+def on(device: str) -> tuple[str, ...]:
+    """SMOKE on a device: figures from a model and data that sit there (CUDA: moved back)."""
+    return (*SMOKE, f"trainer.accelerator={device}")
 
 
 @pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory):
-    return train(tmp_path_factory.mktemp("cnn"), *SMOKE, "model=cnn")
+def mlp_run(tmp_path_factory, device):
+    return train(tmp_path_factory.mktemp("mlp"), *on(device))
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory, device):
+    return train(tmp_path_factory.mktemp("cnn"), *on(device), "model=cnn")
 
 
 def test_classifier_gets_curves_confusion_and_predictions(mlp_run):
@@ -54,16 +59,16 @@ def test_cnn_feature_maps_per_conv_layer(cnn_run):
     assert png_size(run_dir / "plots" / "feature_maps_2.png") == (980, 600)
 
 
-def test_autoencoder_and_denoising(tmp_path):
-    run_dir, _ = train(tmp_path, *SMOKE, "model=denoising_autoencoder", "model.code=16")
+def test_autoencoder_and_denoising(tmp_path, device):
+    run_dir, _ = train(tmp_path, *on(device), "model=denoising_autoencoder", "model.code=16")
     assert "autoencoder" in plots(run_dir) and "denoising" in plots(run_dir)
     assert "confusion_matrix" not in plots(run_dir)  # not a classifier: skipped
     assert png_size(run_dir / "plots" / "autoencoder.png") == (1200, 440)
     assert png_size(run_dir / "plots" / "denoising.png") == (1000, 380)  # 3 rows of 10
 
 
-def test_rbm_components(tmp_path):
-    run_dir, _ = train(tmp_path, *SMOKE, "model=rbm", "model.n_components=40")
+def test_rbm_components(tmp_path, device):
+    run_dir, _ = train(tmp_path, *on(device), "model=rbm", "model.n_components=40")
     assert "rbm_components" in plots(run_dir)
     assert png_size(run_dir / "plots" / "rbm_components.png") == (1000, 160)  # 2 rows of 20
 

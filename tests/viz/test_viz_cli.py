@@ -10,8 +10,9 @@ from tests.runs import png_size, train
 SMOKE = ("dataset=digits", "trainer.max_epochs=2", "trainer.limit_train_batches=4")
 
 
-def test_redraws_the_same_figures_from_the_run_dir(tmp_path, cli_env):
-    run_dir, _ = train(tmp_path, *SMOKE, "model=cnn")
+def test_redraws_the_same_figures_from_the_run_dir(tmp_path, cli_env, device):
+    # Trained on the device; `dlx viz` redraws from its files (a CUDA run's, on any machine).
+    run_dir, _ = train(tmp_path, *SMOKE, "model=cnn", f"trainer.accelerator={device}")
     drawn = {p.name: png_size(p) for p in (run_dir / "plots").glob("*.png")}
     for png in (run_dir / "plots").glob("*.png"):
         png.unlink()
