@@ -14,7 +14,9 @@ refuses a step lower than one it has, so it cannot drop what a killed run logged
 checkpoint the way TensorBoard purges: instead the numbers are held back and sent when a
 checkpoint is written (and at the end), so W&B only ever holds steps a checkpoint covers, and
 the resumed run carries on from there. Without checkpoints (trainer.checkpoint=false) there
-is nothing to resume from, and each number goes out as it comes.
+is nothing to resume from, and each number goes out as it comes. (Offline, W&B's own service
+writes the run's file in blocks: a SIGKILL can cost that sitting's last block there, which
+metrics.csv and steps.csv still hold.)
 """
 
 from __future__ import annotations
