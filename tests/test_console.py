@@ -38,6 +38,21 @@ def test_nothing_extra_when_not_a_terminal(tmp_path, capsys):
     assert "Layer (type)" not in out and "final metrics" not in out and "config" not in out
 
 
+def test_on_a_terminal_the_config_tree_only_when_asked(tmp_path, capsys, monkeypatch):
+    """A terminal run shows the model summary and the final table, not an 80-line tree."""
+    import re
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    train(tmp_path, *SMOKE, "trainer.progress=false")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # rich's colours
+    assert "Total params: 58,810" in out and "final metrics" in out
+    assert "_target_: dlx.models.mlp.MLP" not in out and "optimizer" not in out
+    train(tmp_path, *SMOKE, "trainer.progress=false", "extras.print_config=true", name="tree")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "_target_: dlx.models.mlp.MLP" in out
+
+
 def test_bad_extras_value_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"extras.final_table='sometimes' must be true, false"):
         check(compose("train", ["extras.final_table=sometimes"]), None)

@@ -60,6 +60,22 @@ def test_eval_on_val_split_of_best(trained, tmp_path, cli_env):
     assert got["val/acc"] == pytest.approx(row["val/acc"])
 
 
+def test_eval_on_the_train_split(trained, tmp_path, cli_env):
+    out = run_dlx(
+        "eval",
+        f"ckpt={trained}",
+        "split=train",
+        f"hydra.run.dir={tmp_path / 'ev'}",
+        env=cli_env,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    # digits: 1437 train samples, 20% of them held out for val: the 1149 it trained on
+    assert got["samples"] == 1149 and "test/acc" not in got
+    assert 0.5 < got["train/acc"] <= 1.0 and got["train/loss"] > 0
+    assert "train/acc" in out.stdout
+
+
 def test_eval_writes_its_own_run_dir(trained, tmp_path, cli_env):
     out = run_dlx("eval", f"ckpt={trained / 'checkpoints' / 'last.pt'}", env=cli_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -41,6 +41,7 @@ commands:
 
 Overrides are Hydra's: key=value, group=option, -m/--multirun for sweeps.
 `dlx <command> --help` shows the config groups and their options.
+Shell completion: eval "$(dlx --completion bash)" (or zsh), e.g. in ~/.bashrc.
 """
 
 
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if argv[0] in ("-V", "--version"):
         sys.stdout.write(f"dlx {__version__}\n")
+        return
+    if argv[0] in ("--completion", "--complete") or {"-sc", "--shell-completion"} & set(argv):
+        from dlx.completion import main as completion  # (Hydra's -sc flag lands here too)
+
+        completion(argv, COMMANDS)
         return
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

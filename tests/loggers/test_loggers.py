@@ -76,15 +76,16 @@ def test_bad_logger_config_is_refused_before_training(override, message, tmp_pat
 
 def test_logger_none_and_several():
     assert compose("train", ["logger=none"]).logger in (None, {})
-    assert set(compose("train", ["logger=[csv,tensorboard,mlflow]"]).logger) == {
+    assert set(compose("train", ["logger=[csv,tensorboard,mlflow,wandb]"]).logger) == {
         "csv",
         "tensorboard",
         "mlflow",
+        "wandb",
     }
 
 
 def test_csv_run_without_figures_imports_no_optional_library(tmp_path):
-    """logger=csv must not pay for TensorBoard or MLflow at start-up, nor a run without
+    """logger=csv must not pay for TensorBoard, MLflow or W&B at start-up, nor a run without
     figures for matplotlib."""
     import subprocess
     import sys
@@ -92,7 +93,8 @@ def test_csv_run_without_figures_imports_no_optional_library(tmp_path):
     code = (
         "import sys; from tests.runs import train; from pathlib import Path; "
         f"train(Path({str(tmp_path)!r}), 'dataset=digits', 'debug=smoke', 'viz.enabled=false'); "
-        "print(sorted(m for m in ('tensorboard', 'mlflow', 'matplotlib') if m in sys.modules))"
+        "optional = ('tensorboard', 'mlflow', 'wandb', 'matplotlib'); "
+        "print(sorted(m for m in optional if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)

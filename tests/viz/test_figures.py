@@ -51,6 +51,51 @@ def test_predictions_mark_wrong_labels_red(mlp_run):
     assert metrics["test/acc"] < 1.0 and red > 0 and green > 0
 
 
+def test_wrong_labels_keep_a_readable_size_and_fit_their_tile(tmp_path, monkeypatch):
+    """Long class names (CIFAR's "automobile", a folder's own) on mostly wrong predictions:
+    every label is 9 pt and inside its tile (they once shrank to 6 pt and ran over)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import dlx.viz.style
+    from tests.data.formats import write_image_folder
+
+    drawn = {}
+    save = dlx.viz.style.save_png
+    monkeypatch.setattr(
+        dlx.viz.style,
+        "save_png",
+        lambda fig, path, dpi=100: drawn.setdefault(path.stem, fig) and save(fig, path, dpi),
+    )
+    names = ["airplane", "automobile", "horse_drawn_carriage_with_driver", "truck"]
+    write_image_folder(tmp_path / "imgs", dict.fromkeys(names, 10))
+    train(
+        tmp_path,
+        "dataset=image_folder",
+        f"dataset.root={tmp_path / 'imgs'}",
+        "dataset.image_size=8",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "viz.figures=[predictions]",
+    )
+    fig = drawn["predictions"]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    labels = [(ax, t) for ax in fig.axes for t in ax.texts]
+    red = [t for _, t in labels if t.get_color() == "red"]
+    assert red, "an untrained model gets some wrong"
+    assert {t.get_fontsize() for _, t in labels} == {9}
+    for ax, text in labels:
+        box, tile = text.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert box.x0 >= tile.x0 - 1 and box.x1 <= tile.x1 + 1, text.get_text()
+    # a name too long for a tile is cut with an ellipsis, a shorter one shown whole
+    shown = [t.get_text().removeprefix("(").removesuffix(")") for _, t in labels]
+    for text in shown:
+        if text.endswith("\u2026"):
+            assert [n for n in names if n.startswith(text[:-1]) and len(n) > 12], text
+        else:
+            assert text in names and len(text) <= 12
+    assert any(t.endswith("\u2026") for t in shown)
+
+
 def test_cnn_feature_maps_per_conv_layer(cnn_run):
     run_dir, _ = cnn_run
     assert "feature_maps_1" in plots(run_dir) and "feature_maps_2" in plots(run_dir)

@@ -27,6 +27,33 @@ def test_plot_sweep_from_rows_a_callback_collected(tmp_path):
     assert ((image[..., 0] > 200) & (image[..., 1] < 50) & (image[..., 2] < 50)).any()  # failed
 
 
+def test_learning_rates_a_decade_apart_get_a_log_axis_that_says_so(tmp_path, monkeypatch):
+    import dlx.viz.style
+
+    drawn = []
+    save = dlx.viz.style.save_png
+    monkeypatch.setattr(
+        dlx.viz.style,
+        "save_png",
+        lambda fig, path, dpi=100: drawn.append(fig) or save(fig, path, dpi),
+    )
+    lrs = ["0.001", "0.003", "0.01", "0.03"]  # a decade and a half: once a linear axis
+    rows = [
+        {"overrides": [f"optimizer.lr={lr}", f"trainer.batch_size={bs}", f"model.dropout={p}"],
+         "value": 0.9, "status": "done"}
+        for lr, bs, p in zip(lrs, ["16", "32", "128", "256"], ["0.0", "0.1", "0.2", "0.3"],
+                             strict=True)
+    ]  # fmt: skip
+    plot_sweep(tmp_path, rows, metric="val/acc")
+    lr, batch, dropout = drawn[0].axes
+    assert lr.get_xscale() == "log" and lr.get_xlabel() == "optimizer.lr (log scale)"
+    assert batch.get_xscale() == "log"  # 16 .. 256: powers of two, log-spaced too
+    # 0 is not positive, and 0.1 .. 0.3 spans less than a decade: linear, labelled as is
+    assert dropout.get_xscale() == "linear" and dropout.get_xlabel() == "model.dropout"
+    plot_sweep(tmp_path, rows[1:], metric="val/acc")  # 0.003 .. 0.03: still a decade
+    assert drawn[1].axes[0].get_xscale() == "log"
+
+
 def test_nothing_to_plot_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="no jobs"):
         plot_sweep(tmp_path, [])

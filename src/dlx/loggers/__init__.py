@@ -1,6 +1,6 @@
 """Loggers: where a run's numbers go besides metrics.json and metrics.csv.
 
-`logger=csv` (the default), `tensorboard`, `mlflow`, `none`, or several at once:
+`logger=csv` (the default), `tensorboard`, `mlflow`, `wandb`, `none`, or several at once:
 `logger=[csv,tensorboard]`. Each option is a `_target_` (allow-listed like models), built
 with the run dir and the resolved config. The trainer hands them what it reads anyway: the
 losses its NaN guard reads every `trainer.log_every_n_steps` steps and each epoch's row, so
@@ -119,7 +119,7 @@ def check_loggers(cfg: Any) -> None:
         if not target:
             raise ConfigError(
                 f"logger.{name} must be a mapping with a _target_ (a logger class); "
-                "pick logger=csv, tensorboard, mlflow or none"
+                "pick logger=csv, tensorboard, mlflow, wandb or none"
             )
         if not str(target).startswith("dlx."):
             continue  # another package's logger: the allow-list decides when it is built

@@ -11,6 +11,9 @@ import numpy as np
 from dlx.viz.registry import Skip, figure
 from dlx.viz.style import as_images, new_figure, show
 
+# Labels in the predictions grid: 9 pt, and as many characters as fit a 1-inch tile.
+LABEL_PT = 9
+LABEL_CHARS = 12
 # The book's plot_decision_regions colours and markers, one per class.
 COLOURS = ("red", "blue", "lightgreen", "gray", "cyan", "orange", "purple", "brown")
 MARKERS = ("s", "x", "o", "^", "v", "D", "P", "*")
@@ -51,7 +54,7 @@ def confusion_matrix(run: Any) -> Any:
 @figure("predictions")
 def predictions(run: Any) -> Any:
     """The book's 6-3: test samples with the predicted label, green if right, red if wrong
-    (the true label in brackets)."""
+    (the true label below it, in brackets)."""
     run.require_classifier()
     chw = run.require_images()
     name, split = run.eval_split()
@@ -67,29 +70,32 @@ def predictions(run: Any) -> Any:
     fig.subplots_adjust(
         left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (rows + 0.5), hspace=0.05, wspace=0.05
     )
+    box = {"facecolor": "white", "pad": 1, "linewidth": 0}
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
         show(ax, images[i], "gray_r", vmin=0.0, vmax=max(1.0, float(images[i].max())))
         right = pred[i] == true[i]
-        label = names[pred[i]] if right else f"{names[pred[i]]} ({names[true[i]]})"
-        size = 9 if len(label) <= 8 else 6
-        ax.text(
-            0,
-            1,
-            label,
-            color="green" if right else "red",
-            fontsize=size,
-            va="top",
-            transform=ax.transAxes,
-            bbox={"facecolor": "white", "pad": 1, "linewidth": 0},
-        )
+        # One readable size for every label: the prediction at the top, a wrong one's true
+        # label at the bottom, each cut to what fits a tile (CIFAR's "automobile" does).
+        colour = "green" if right else "red"
+        ax.text(0, 1, _fit(names[pred[i]]), color=colour, fontsize=LABEL_PT, va="top",
+                transform=ax.transAxes, bbox=box)  # fmt: skip
+        if not right:
+            ax.text(0, 0, f"({_fit(names[true[i]], LABEL_CHARS - 2)})", color=colour,
+                    fontsize=LABEL_PT, va="bottom", transform=ax.transAxes, bbox=box)  # fmt: skip
     wrong = int((pred != true).sum())
     fig.suptitle(
         f"{run.model_name}: first {n} {name} samples, predicted label "
-        f"({wrong} wrong in red, true label in brackets)",
+        f"({wrong} wrong in red, true label below in brackets)",
         fontsize=10,
     )
     return fig
+
+
+def _fit(name: str, chars: int | None = None) -> str:
+    """`name` cut to `chars` (a tile's width at LABEL_PT), its end replaced by an ellipsis."""
+    chars = chars or LABEL_CHARS
+    return name if len(name) <= chars else name[: chars - 1] + "\u2026"
 
 
 def _scaled(run: Any, split: Any, n: int) -> np.ndarray:

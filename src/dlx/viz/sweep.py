@@ -94,21 +94,26 @@ def plot_sweep(
             ax.plot(list(best), list(best.values()), "-", color="tab:blue", alpha=0.5)
         if bad:
             ax.plot(bad, [floor] * len(bad), "x", color="red", markersize=10, label="failed")
-        if numeric:
-            positive = [where[v] for v in order]
-            spread = max(positive) / min(positive) if min(positive) > 0 else 0
-            if spread >= 100:  # learning rates and the like: a log axis
-                ax.set_xscale("log")
-        else:
+        label = key
+        if numeric and log_spaced([where[v] for v in order]):
+            ax.set_xscale("log")  # learning rates, weight decays: 1e-4 and 1e-3 apart
+            label = f"{key} (log scale)"
+        elif not numeric:
             ax.set_xticks(range(len(order)))
             ax.set_xticklabels(order, rotation=30, ha="right")
-        ax.set_xlabel(key)
+        ax.set_xlabel(label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{metric} per swept parameter ({len(rows)} jobs, {len(bad_jobs(parsed))} failed)")
     fig.tight_layout()
     return save_png(fig, Path(sweep_dir) / "plots" / "sweep.png", dpi)
+
+
+def log_spaced(values: list[float]) -> bool:
+    """Positive values spanning a decade or more (0.001 .. 0.01): on a linear axis all but
+    the largest would crowd at its left edge."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 10
 
 
 def bad_jobs(parsed: list[tuple[dict[str, str], float | None, str]]) -> list[int]:
