@@ -23,7 +23,7 @@ def test_help_lists_commands_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "info", "data"):
+    for command in ("train", "info", "data", "predict", "export"):
         assert f"  {command} " in out.stdout
 
 

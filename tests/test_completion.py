@@ -30,7 +30,7 @@ def query(monkeypatch, line: str, shell: str = "bash") -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("dlx ", ["--completion", "--help", "--version", "data", "eval", "info", "train", "viz"]),
+        ("dlx ", ["--completion", "--help", "--version", *sorted(COMMANDS)]),
         ("dlx tr", ["train"]),
         ("dlx train mod", ["model.", "model="]),
         ("dlx train trainer.max", ["trainer.max_epochs="]),

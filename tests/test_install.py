@@ -53,6 +53,8 @@ def test_wheel_install_ships_configs(tmp_path, cli_env):
     assert (target / "dlx" / "configs" / "train.yaml").is_file()
     assert (target / "dlx" / "configs" / "optimizer" / "adam.yaml").is_file()
     assert (target / "dlx" / "configs" / "hydra" / "job_logging" / "dlx.yaml").is_file()
+    assert (target / "dlx" / "configs" / "predict.yaml").is_file()
+    assert (target / "dlx" / "configs" / "export.yaml").is_file()
 
     env = {**cli_env, "PYTHONPATH": str(target)}
     run_dir = tmp_path / "run"

@@ -218,10 +218,14 @@ def test_configs_cannot_run_code(tmp_path, files, cli_env):
         ["info", "model._target_=dlx.engine.runtime.os.system", "+model.command='touch PWNED'"],
         ["data", "dataset._target_=dlx.engine.runtime.os.system", "+dataset.command='touch PWNED'"],
         ["data", "hydra.searchpath=[pkg://evilpkg]"],
+        ["predict", "ckpt=x.pt", "input=y", "hydra.searchpath=[pkg://evilpkg]"],
+        ["export", "ckpt=x.pt", "+hydra.callbacks.evil._target_=dlx.engine.runtime.os.system"],
     ],
 )
 def test_every_command_checks_its_config(command, tmp_path, files, cli_env):
-    env = {**cli_env, "PYTHONPATH": str(files)}
+    # evilpkg importable, and the dlx under test still the one PYTHONPATH names
+    path = [str(files), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join(path)}
     out = run_dlx(*command, env=env, cwd=tmp_path)
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2, out.stderr

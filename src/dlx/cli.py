@@ -21,6 +21,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dlx.evaluate",
         "evaluate a checkpoint: dlx eval ckpt=outputs/.../checkpoints/best.pt",
     ),
+    "predict": (
+        "dlx.predict",
+        "classify new images or texts: dlx predict ckpt=<run dir> input=<file | folder | glob>",
+    ),
+    "export": (
+        "dlx.export",
+        "export a checkpoint for serving: dlx export ckpt=<run dir> format=onnx|torchscript|pt2",
+    ),
     "viz": ("dlx.viz.cli", "redraw a run's figures: dlx viz run_dir=outputs/train/<date>/<time>"),
     "info": (
         "dlx.info",

@@ -26,11 +26,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
 from dlx import guard
 from dlx.compose import COMPOSE_ERRORS, as_config_error
 from dlx.core.errors import DlxError, fail, fail_on_write_fault, reports_errors
-from dlx.core.schemas import SCHEMAS, register_configs
+from dlx.core.roots import COMMAND_ROOTS, ROOTS, register_configs
+from dlx.core.schemas import SCHEMAS
 
 # Shown by --help: each key of dlx's own schemas with its default and doc.
 HELP_SCHEMAS = ("trainer", "dataset", "model", "scheduler", "viz", "extras")
-COMMAND_SCHEMAS = {"eval": "eval", "viz": "viz_command", "info": "info"}
 
 
 def run_command(name: str, task: Callable[[DictConfig], Any], argv: list[str]) -> None:
@@ -148,9 +148,11 @@ def print_help(main: Callable[[], Any], name: str) -> None:
 
 def settings_help(name: str) -> str:
     lines = ["", "== Settings (key: default  what it does) =="]
-    own = COMMAND_SCHEMAS.get(name)
+    own = ROOTS.get(COMMAND_ROOTS.get(name, ""))
+    if own is not None and not issubclass(own, SCHEMAS["run"]):  # predict, export: own keys only
+        return "\n".join(lines + _section("", own)) + "\n"
     if own is not None:
-        lines += _section("", SCHEMAS[own], skip=SCHEMAS["run"])
+        lines += _section("", own, skip=SCHEMAS["run"])
     lines += _section("", SCHEMAS["run"])
     for group in HELP_SCHEMAS:
         lines += _section(f"{group}.", SCHEMAS[group])

@@ -113,9 +113,10 @@ class Config:
         return sorted(names)
 
     def tree(self) -> dict[str, Any]:
-        from dlx.core import schemas
+        from dlx.core import roots, schemas
 
-        tree = _fields(schemas.SCHEMAS.get(self.schema, schemas.RunConfig))
+        root = roots.ROOTS.get(self.schema) or schemas.SCHEMAS.get(self.schema)
+        tree = _fields(root or schemas.RunConfig)
         for group in self.defaults:
             node = _fields(schemas.SCHEMAS[group]) if group in schemas.SCHEMAS else {}
             value = self.chosen.get(group)

@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlx import guard
 from dlx.core.errors import ConfigError
-from dlx.core.schemas import register_configs
+from dlx.core.roots import register_configs
 
 CONFIG_MODULE = "dlx.configs"
 # What Hydra and OmegaConf raise for a bad override, option or value while composing.

@@ -171,9 +171,15 @@ class SklearnBaseline:
         metrics["converged"] = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         metrics["fit_time_s"] = fit_time
         if run_dir is not None:
-            from dlx.core.io import save_npz
+            from dlx.baselines.forward import steps
+            from dlx.core.io import save_npz, write_json
+            from dlx.core.preprocessing import describe as describe_data
 
             save_npz(learned_arrays(fitted), Path(run_dir) / "model.npz")
+            # What `dlx predict` needs besides the arrays: each step's type and settings,
+            # the classes and the data's preprocessing (plain values, no pickle).
+            model_json = {"steps": steps(fitted), "data": describe_data(data)}
+            write_json(model_json, Path(run_dir) / "model.json")
             # Each split's predicted labels: the figures (confusion matrix, sample grid) and
             # `dlx viz` read them, as no fitted estimator is pickled.
             save_npz(predicted, Path(run_dir) / "predictions.npz")

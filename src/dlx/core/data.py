@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -125,6 +125,9 @@ class Data:
     # Model input = x.float() * scale, per batch: uint8 pixels stay 4x smaller in memory.
     # None: x goes in as stored (token ids).
     scale: float | None = 1.0
+    # How a file becomes a stored sample, as plain values (the data set's `preprocessing()`;
+    # see dlx/core/preprocessing.py): saved with the run for `dlx predict`.
+    preprocessing: dict[str, Any] | None = None
 
     def to(self, device: torch.device | str) -> Data:
         move = lambda s: None if s is None else s.to(device)  # noqa: E731

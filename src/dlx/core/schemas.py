@@ -226,34 +226,8 @@ class RunConfig:
     extras: Any = None
 
 
-@dataclass
-class EvalConfig(RunConfig):
-    ckpt: str = setting(MISSING, "the checkpoint to evaluate (a run dir: its best, else last)")
-    split: str = setting("test", "test | val | train")
-
-
-@dataclass
-class VizCommandConfig(RunConfig):
-    run_dir: str = setting(MISSING, "the run dir (or sweep dir) whose figures to draw")
-    ckpt: str = setting("last", "last | best | a checkpoint path")
-
-
-@dataclass
-class InfoOptions:
-    graph: bool = setting(False, "also draw the architecture with graphviz")
-    graph_file: str = setting("model.svg", "where the graph goes: .svg | .png | .pdf | .dot")
-
-
-@dataclass
-class InfoConfig(RunConfig):
-    info: InfoOptions = field(default_factory=InfoOptions)
-
-
 SCHEMAS: dict[str, Any] = {
     "run": RunConfig,
-    "eval": EvalConfig,
-    "viz_command": VizCommandConfig,
-    "info": InfoConfig,
     "trainer": TrainerConfig,
     "scheduler": SchedulerConfig,
     "dataset": DatasetBase,
@@ -270,7 +244,8 @@ _registered = False
 
 
 def register_configs() -> None:
-    """Store the schemas as `schema/<name>` (idempotent)."""
+    """Store the schemas as `schema/<name>` (idempotent); the commands' own root schemas
+    are stored by `dlx.core.roots.register_configs`, which calls this."""
     global _registered
     if _registered:
         return

@@ -43,6 +43,9 @@ def check_test_size(test_size: float) -> None:
 class Dataset(ABC):
     name: str = "dataset"
     scale: float | None = 1.0
+    # Image data sets: the largest stored pixel value (255; the 8x8 digits: 16). It makes
+    # `preprocessing()` say how an image file becomes a stored sample (dlx predict).
+    pixel_max: int | None = None
 
     def __init__(
         self,
@@ -94,6 +97,15 @@ class Dataset(ABC):
         names = tuple(spec.class_names[c] for c in self.classes) if spec.class_names else ()
         return replace(spec, num_classes=len(self.classes), class_names=names)
 
+    def preprocessing(self) -> dict[str, Any] | None:
+        """How an input file becomes one stored sample, as plain values saved with the run
+        (dlx/core/preprocessing.py); called once `read()` has run. None: no file format."""
+        if self.pixel_max is None:
+            return None
+        channels, height, width = self.source_spec.input_shape
+        return {"kind": "image", "channels": channels, "height": height, "width": width,
+                "max_value": self.pixel_max}  # fmt: skip
+
     @abstractmethod
     def read(self) -> tuple[AnySplit, AnySplit | None]:
         """Return the full (train, test) splits (tensors on the CPU, or streamed)."""
@@ -141,7 +153,7 @@ class Dataset(ABC):
         if self.limit is not None:
             splits = {k: v if v is None else sample(v, self.limit) for k, v in splits.items()}
             warn_missing_classes(splits, spec.num_classes, f"dataset.limit={self.limit}")
-        return Data(spec=spec, scale=self.scale, **splits)
+        return Data(spec=spec, scale=self.scale, preprocessing=self.preprocessing(), **splits)
 
 
 def sample(split: AnySplit, n: int) -> AnySplit:

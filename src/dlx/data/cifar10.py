@@ -97,6 +97,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class CIFAR10(Dataset):
     name = "cifar10"
     scale = 1.0 / 255.0
+    pixel_max = 255
     mirrors: tuple[str, ...] = MIRRORS
     archive_md5: str = ARCHIVE_MD5
 

@@ -53,6 +53,7 @@ class Digits(Dataset):
 
     name = "digits"
     scale = 1.0 / 16.0
+    pixel_max = 16
 
     def __init__(self, test_size: float = 0.2, random_state: int = 2017, **kwargs) -> None:
         super().__init__(**kwargs)

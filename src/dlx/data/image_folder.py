@@ -67,6 +67,7 @@ def _list_images(folder: Path, classes: Sequence[str], root: Path) -> Listing:
 class ImageFolder(Dataset):
     name = "image_folder"
     scale = 1.0 / 255.0
+    pixel_max = 255
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ MIRRORS = (
 class MNIST(Dataset):
     name = "mnist"
     scale = 1.0 / 255.0
+    pixel_max = 255
     mirrors: tuple[str, ...] = MIRRORS
     files_md5: dict[str, str] = FILES
 

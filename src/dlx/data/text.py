@@ -64,6 +64,23 @@ def encode(docs: Sequence[Sequence[str]], vocab: dict[str, int], maxlen: int) ->
     return out
 
 
+def vocab_tensor(vocab: dict[str, int]) -> torch.Tensor:
+    """The vocabulary as UTF-8 bytes, words in id order joined by newlines (a word never
+    holds one), so the cache stays a file of tensors."""
+    words = sorted(vocab, key=vocab.__getitem__)
+    blob = "\n".join(words).encode()
+    return (
+        torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+        if blob
+        else torch.zeros(0, dtype=torch.uint8)
+    )
+
+
+def vocab_from_tensor(t: torch.Tensor) -> dict[str, int]:
+    text = t.numpy().tobytes().decode("utf-8", errors="replace")
+    return {w: i + FIRST_WORD for i, w in enumerate(text.split("\n") if text else [])}
+
+
 class TextDataset(Dataset):
     """A labelled text collection turned into padded int64 token ids, cached.
 
@@ -84,10 +101,18 @@ class TextDataset(Dataset):
         self.maxlen = int(maxlen)
         self.vocab_note = ""
         self._val: Split | None = None  # the source's own validation split, once read
+        self.vocab: dict[str, int] | None = None  # word -> id, once read
 
     @property
     @abstractmethod
     def class_names(self) -> tuple[str, ...]: ...
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        """The tokeniser's version, maxlen and the vocabulary of the training split."""
+        if self.vocab is None:
+            return None
+        return {"kind": "text", "tokenizer": TOKENIZER_VERSION, "maxlen": self.maxlen,
+                "num_words": self.num_words, "vocab": dict(self.vocab)}  # fmt: skip
 
     @property
     def source_spec(self) -> Spec:
@@ -118,6 +143,7 @@ class TextDataset(Dataset):
         splits = self.stored_splits()
         fields = split_fields(splits or ("train", "test"), ids, self.source_spec.num_classes)
         fields["distinct_words"] = Field(torch.int64, ())
+        fields["vocab"] = Field(torch.uint8, (None,))
         return Layout(fields, optional=() if splits else ("test_x", "test_y"))
 
     def order(self, split: str, n: int) -> np.ndarray | None:
@@ -130,6 +156,7 @@ class TextDataset(Dataset):
             "num_words": self.num_words,
             "maxlen": self.maxlen,
             "tokenizer": TOKENIZER_VERSION,
+            "vocab": True,  # the entry holds the vocabulary too (dlx predict reads it)
         }
 
         def build() -> dict[str, torch.Tensor]:
@@ -142,6 +169,7 @@ class TextDataset(Dataset):
                 if split == "train":
                     vocab, distinct = build_vocab(tokens, self.num_words)
                     out["distinct_words"] = torch.tensor(distinct)
+                    out["vocab"] = vocab_tensor(vocab)
                 out[f"{split}_x"] = torch.from_numpy(encode(tokens, vocab, self.maxlen))
                 out[f"{split}_y"] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
                 del tokens  # one split's token lists in memory at a time
@@ -149,6 +177,7 @@ class TextDataset(Dataset):
 
         t = self.cached(settings, build, self._layout())
         distinct = int(t["distinct_words"])
+        self.vocab = vocab_from_tensor(t["vocab"])
         self.vocab_note = (
             f"{self.num_words:,} ids: {min(distinct, self.num_words - FIRST_WORD):,} most "
             f"frequent of {distinct:,} distinct training words, + pad/start/OOV"

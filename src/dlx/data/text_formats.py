@@ -65,9 +65,15 @@ def file_format(path: Path, fmt: str | None) -> str:
 
 
 def read_table(
-    path: Path, fmt: str, header: bool, text_column: Column, label_column: Column, option: str
+    path: Path,
+    fmt: str,
+    header: bool,
+    text_column: Column,
+    label_column: Column | None,
+    option: str,
 ) -> Table:
-    """Read `path` (named by dataset.`option`) as `fmt`: one text and one label a row."""
+    """Read `path` (named by dataset.`option`) as `fmt`: one text and one label a row
+    (label_column None: texts only, to predict on; labels are then "")."""
     if not path.is_file():
         raise DataError(f"text file {path} does not exist; set dataset.{option}")
     table = Table(path)
@@ -76,8 +82,8 @@ def read_table(
     try:
         with _open(path) as f:
             if fmt == "jsonl":
-                keys = _key(text_column, "text_column"), _key(label_column, "label_column")
-                rows = _jsonl_rows(f, path, *keys)
+                label_key = None if label_column is None else _key(label_column, "label_column")
+                rows = _jsonl_rows(f, path, _key(text_column, "text_column"), label_key)
             else:
                 rows = _delimited_rows(f, path, fmt, header, (text_column, label_column))
             for lineno, text, label, names in rows:
@@ -92,7 +98,9 @@ def read_table(
         csv.field_size_limit(old_limit)
     if not table.texts:
         what = "has a header but no rows" if fmt != "jsonl" and header else "is empty"
-        raise DataError(f"{path} {what}; give a file of labelled texts")
+        raise DataError(
+            f"{path} {what}; give a file of {'' if label_column is None else 'labelled '}texts"
+        )
     return table
 
 
@@ -107,10 +115,12 @@ def _open(path: Path) -> IO[str]:
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def _add(table: Table, lineno: int, text: Any, label: Any, names: tuple[str, str]) -> None:
+def _add(table: Table, lineno: int, text: Any, label: Any, names: tuple[str, str | None]) -> None:
     where = f"{table.path} line {lineno}"
     if not isinstance(text, str):
         raise DataError(f"{where}: the text ({names[0]}) is {_json_kind(text)}, not a string")
+    if names[1] is None:  # texts only
+        label = "-"
     if isinstance(label, bool) or not isinstance(label, str | int):
         if label is not None:
             kind = _json_kind(label)
@@ -130,8 +140,8 @@ def _add(table: Table, lineno: int, text: Any, label: Any, names: tuple[str, str
 
 
 def _delimited_rows(
-    f: IO[str], path: Path, fmt: str, header: bool, columns: tuple[Column, Column]
-) -> Iterator[tuple[int, str, str, tuple[str, str]]]:
+    f: IO[str], path: Path, fmt: str, header: bool, columns: tuple[Column, Column | None]
+) -> Iterator[tuple[int, str, str | None, tuple[str, str | None]]]:
     if fmt == "csv":
         reader = csv.reader(f)
     else:
@@ -146,14 +156,17 @@ def _delimited_rows(
     options = ("text_column", "label_column")
     where = f"{path} line {first_line}"
     idx = [
-        _index(c, o, names, first_row, where, fmt) for c, o in zip(columns, options, strict=True)
+        None if c is None else _index(c, o, names, first_row, where, fmt)
+        for c, o in zip(columns, options, strict=True)
     ]
     if idx[0] == idx[1]:
         raise ConfigError(
             f"dataset.text_column and dataset.label_column both name column {idx[0]} of "
             f"{path}; the label needs its own column"
         )
-    text_name, label_name = (repr(names[i]) if names else f"column {i}" for i in idx)
+    text_name, label_name = (
+        None if i is None else repr(names[i]) if names else f"column {i}" for i in idx
+    )
     rows = records if header else _chain(first, records)
     hint = "quote texts that hold commas" if fmt == "csv" else "a text may not hold a tab"
     for lineno, row in rows:
@@ -162,7 +175,8 @@ def _delimited_rows(
                 f"{path} line {lineno} has {len(row)} fields, not {width} like line "
                 f"{first_line} ({hint})"
             )
-        yield lineno, row[idx[0]], row[idx[1]], (text_name, label_name)
+        label = None if idx[1] is None else row[idx[1]]
+        yield lineno, row[idx[0]], label, (text_name, label_name)  # type: ignore[misc]
 
 
 def _records(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -230,9 +244,9 @@ def _key(col: Column, option: str) -> str:
 
 
 def _jsonl_rows(
-    f: IO[str], path: Path, text_key: str, label_key: str
-) -> Iterator[tuple[int, Any, Any, tuple[str, str]]]:
-    names = (repr(text_key), repr(label_key))
+    f: IO[str], path: Path, text_key: str, label_key: str | None
+) -> Iterator[tuple[int, Any, Any, tuple[str, str | None]]]:
+    names = (repr(text_key), None if label_key is None else repr(label_key))
     for lineno, line in enumerate(f, 1):
         if not line.strip():
             continue
@@ -250,13 +264,13 @@ def _jsonl_rows(
                 f'holds one {{"{text_key}": ..., "{label_key}": ...}} object a line'
             )
         for key, option in ((text_key, "text_column"), (label_key, "label_column")):
-            if key not in record:
+            if key is not None and key not in record:
                 keys = ", ".join(map(repr, list(record)[:10])) or "none"
                 raise DataError(
                     f"{path} line {lineno} has no key {key!r} (its keys: {keys}); "
                     f"set dataset.{option}=<key>"
                 )
-        yield lineno, record[text_key], record[label_key], names
+        yield lineno, record[text_key], record.get(label_key or ""), names
 
 
 def _json_kind(value: Any) -> str:

@@ -3,7 +3,9 @@
 A checkpoint holds the model, optimizer and grad-scaler states, the run state (epoch, batch
 in the epoch, optimizer step, running sums, history), the data order, each part's state
 (scheduler, best metric, early stopping), every RNG (python, numpy, torch, cuda), the config
-that produced it and the dlx version, plus a checksum of all of it. Only tensors and plain
+that produced it, what the model takes as input (`data`: classes, input shape, scale and the
+data set's preprocessing, so `dlx predict` needs nothing else) and the dlx version, plus a
+checksum of all of it. Only tensors and plain
 Python values, so `torch.load(weights_only=True)` reads it; anything else (a planted pickle
 payload) is refused without being run. The checksum catches what loads but is not what was
 written (flipped bytes in the weights): such a file is refused in one line.
@@ -29,6 +31,7 @@ import torch
 from dlx import __version__
 from dlx.core.errors import DlxError, WriteError
 from dlx.core.io import atomic_save, why_unloadable
+from dlx.core.preprocessing import problem
 
 log = logging.getLogger("dlx")
 
@@ -188,6 +191,7 @@ _ENTRIES: dict[str, tuple[type, ...]] = {
     "rng": (dict,),
     "ranks": (list, type(None)),
     "config": (dict,),
+    "data": (dict,),  # what predict needs (classes, input shape, preprocessing)
     "dlx_version": (str,),
     "checksum": (str,),
     # format 1 (dlx before the spine): read for its weights and config only
@@ -212,6 +216,8 @@ def _not_a_checkpoint(ckpt: Any) -> str | None:
         if key in ckpt and not isinstance(ckpt[key], types):
             names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
             return f"'{key}' is a {type(ckpt[key]).__name__}, not a {names}"
+    if "data" in ckpt and problem(ckpt["data"]):
+        return f"'data' does not describe a model's input: {problem(ckpt['data'])}"
     for name, rows in (("history", ckpt.get("history")), ("state.rows", _rows(ckpt))):
         if rows is not None and not (
             isinstance(rows, list) and all(isinstance(r, dict) for r in rows)

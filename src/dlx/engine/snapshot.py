@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dlx.core.errors import ConfigError
+from dlx.core.preprocessing import describe
 from dlx.engine.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -62,6 +63,7 @@ def snapshot(trainer: Trainer) -> dict[str, Any] | None:
         "rng": rng,
         "ranks": ranks,
         "config": trainer.config or {},
+        "data": describe(trainer.data),  # classes and preprocessing: dlx predict's needs
         "dlx_version": dlx_version(),
     }
 
