@@ -50,6 +50,9 @@ def root(tmp_path_factory) -> Path:
     (broken / ".hydra" / "overrides.yaml").write_text("- [unclosed\n")
     (broken / "metrics.json").write_text("{not json")
     (broken / "metrics.csv").write_text("epoch,train/loss\n1,abc\n")
+    # an MLflow store keeps a copy of a run's metrics.json as an artifact: not a run
+    (out / "mlruns" / "1" / "abc" / "artifacts").mkdir(parents=True)
+    (out / "mlruns" / "1" / "abc" / "artifacts" / "metrics.json").write_text('{"test/acc": 1}')
     pickled = out / "pickled"
     (pickled / "checkpoints").mkdir(parents=True)
     (pickled / "metrics.json").write_text(json.dumps({"test/acc": 0.01, "epochs": 1}))

@@ -26,8 +26,10 @@ from typing import Any
 from dlx.core.errors import ConfigError
 
 STATUS_FILE = "job_status.json"
-# Subfolders of a folder that is not a run, which hold no runs either.
-_NOT_RUNS = {"checkpoints", "plots", ".hydra", ".submitit", "__pycache__", ".git"}
+# Subfolders of a folder that is not a run, which hold no runs either (loggers' stores keep
+# copies of a run's metrics.json as artifacts: outputs/mlruns/...).
+_NOT_RUNS = {"checkpoints", "plots", ".hydra", ".submitit", "__pycache__", ".git", "mlruns",
+             "wandb", "tensorboard", "artifacts"}  # fmt: skip
 # metrics.json values that are not metrics but are shown (epochs, timing).
 EXTRA = ("epochs", "best_epoch", "num_params", "wall_time_s")
 _MISSING = object()
