@@ -23,7 +23,7 @@ def test_help_lists_commands_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "info", "data", "predict", "export"):
+    for command in ("train", "info", "data", "predict", "export", "runs"):
         assert f"  {command} " in out.stdout
 
 
@@ -75,6 +75,7 @@ def test_train_help_shows_groups_and_documents_settings(cli_env):
     settings = out.stdout.split("== Settings")[1]  # each key with what it does
     assert "  trainer.max_epochs: 20  # epochs to train" in settings
     assert "  dataset.val_split: 0.0  # " in settings and "  model.freeze: []  # " in settings
+    assert "  sweep.resume: false  # with -m and hydra.sweep.dir=" in settings
 
 
 def test_train_cfg_job_prints_composed_config(cli_env):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,11 @@ from tests.conftest import run_dlx
 from tests.runs import png_size
 
 SMOKE = ("dataset=digits", "debug=smoke")
+# What a sweep without a validation split says first (on stderr), once.
+NO_VAL = (
+    "warning: no validation split (dataset.val_split=0.0): the jobs are ranked on a training "
+    "or test metric, not on held-out data; hold out one with dataset.val_split=0.2"
+)
 
 
 def read_csv(sweep: Path) -> list[dict[str, str]]:
@@ -91,8 +98,9 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(cli_env, tmp_path):
     assert "error: optimizer.lr=-1.0 must be > 0 (job 1 failed; the sweep goes on)" in out.stdout
     # one line at the end: how many failed, the first error, where the summary is
     assert out.stderr.strip().splitlines() == [
+        NO_VAL,
         "error: 1 of 3 jobs failed or did not finish (job 1: optimizer.lr=-1.0 must be > 0); "
-        f"see {sweep / 'sweep_summary.csv'}"
+        f"see {sweep / 'sweep_summary.csv'}",
     ]
     rows = check_summary(sweep, out.stdout, 3)
     assert [(r["job"], r["status"]) for r in rows][-1] == ("1", "failed")
@@ -323,10 +331,10 @@ def test_optuna_failed_trials_do_not_stop_the_study(cli_env, tmp_path):
     assert math.isfinite(best.best_value) and best.best_params["optimizer.lr"] == 0.01
 
 
-def test_sigterm_stops_the_whole_sweep_not_just_its_job(tmp_path, cli_env):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_the_whole_sweep_not_just_its_job(signum, tmp_path, cli_env):
     # A preempted sweep (Slurm's SIGTERM, a Ctrl-C) used to record the job as failed and
-    # start the next one. It stops, says what was saved, and exits 128 + 15.
-    import signal
+    # start the next one. It stops, says what was saved and how to go on, exits 128 + n.
     import time
 
     from tests.conftest import DLX
@@ -340,11 +348,31 @@ def test_sigterm_stops_the_whole_sweep_not_just_its_job(tmp_path, cli_env):
     deadline = time.monotonic() + 120
     while not (sweep / "0" / "metrics.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert proc.returncode == 143, err
-    assert len(lines) == 1 and lines[0].startswith("error: stopped by SIGTERM"), err
-    assert not (sweep / "1").exists()  # the second job never started
-    assert read_csv(sweep)[0]["status"] == "failed"
+    assert proc.returncode == 128 + signum, err
+    assert len(lines) == 2 and lines[0] == NO_VAL, err
+    # One line: where the stopped job saved its checkpoint, and how to go on with the sweep.
+    stop, again = lines[1].split("; resume the sweep with: ")
+    assert stop.startswith(f"error: stopped by {signum.name}") and stop.endswith("(job 0)"), err
+    assert f"saved {sweep / '0' / 'checkpoints' / 'last.pt'}" in stop
+    assert shlex.split(again) == [
+        "dlx", "train", "-m", "dataset=digits", "trainer.max_epochs=200", "optimizer.lr=1e-3,1e-2",
+        f"hydra.sweep.dir={sweep}", "sweep.resume=true",
+    ]  # fmt: skip
+    assert not (sweep / "1").exists()  # the second job never started ...
+    rows = read_csv(sweep)  # ... and the summary says so
+    assert [(r["job"], r["status"], r["optimizer.lr"]) for r in rows] == [
+        ("0", "failed", "0.001"),
+        ("1", "not started", "0.01"),
+    ]
+    assert "sweep: 2 jobs, 1 failed, 1 not started" in out
     assert (sweep / "0" / "checkpoints" / "last.pt").exists()
+    # The job's own line (in its log) continues it alone, as a single run.
+    status = json.loads((sweep / "0" / STATUS_FILE).read_text())
+    alone = status["error"].split("; resume with: ")[1]
+    assert shlex.split(alone)[2:] == [
+        "dataset=digits", "trainer.max_epochs=200", "optimizer.lr=0.001", "hydra.mode=RUN",
+        f"hydra.run.dir={sweep / '0'}", "trainer.resume=auto",
+    ]  # fmt: skip

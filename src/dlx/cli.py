@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dlx.prepare",
         "download or locate, prepare and cache a data set: dlx data dataset=imdb",
     ),
+    "runs": (
+        "dlx.runs",
+        "every run under a folder, best first: dlx runs [root=outputs] [compare=[dir,dir]]",
+    ),
 }
 
 USAGE = """usage: dlx <command> [overrides...] [--help]

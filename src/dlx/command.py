@@ -11,21 +11,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import MISSING, DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from dlx import guard
 from dlx.compose import COMPOSE_ERRORS, as_config_error
-from dlx.core.errors import DlxError, fail, fail_on_write_fault, reports_errors
+from dlx.core.errors import ConfigError, DlxError, fail, fail_on_write_fault, reports_errors
 from dlx.core.roots import COMMAND_ROOTS, ROOTS, register_configs
 from dlx.core.schemas import SCHEMAS
 
@@ -154,6 +152,8 @@ def settings_help(name: str) -> str:
     if own is not None:
         lines += _section("", own, skip=SCHEMAS["run"])
     lines += _section("", SCHEMAS["run"])
+    if name == "train":
+        lines += _section("sweep.", SCHEMAS["sweep"])
     for group in HELP_SCHEMAS:
         lines += _section(f"{group}.", SCHEMAS[group])
     return "\n".join(lines) + "\n"
@@ -222,33 +222,30 @@ def one_line_errors() -> Iterator[None]:
 class RunChecks(Callback):
     """Hydra callback (configs/hydra/default.yaml): before Hydra creates a job's run dir,
     `check` the run (a bad value ends the command in one line; SystemExit, since Hydra
-    turns a callback's exceptions into warnings), and keep the `.hydra/` record of a run
-    being resumed: the resume's own goes to `.hydra/resumes/<n>/`, listed in resumes.jsonl."""
+    turns a callback's exceptions into warnings), claim a run dir no other run uses
+    (dlx/rundirs.py), and keep the `.hydra/` record of a run being resumed: the resume's
+    own goes to `.hydra/resumes/<n>/`, listed in resumes.jsonl."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-        command = config.hydra.job.name
-        if command == "train":
-            reports_errors(check)(job, config.hydra.run.dir)
-            reports_errors(_keep_record)(config)
-        else:  # eval: the config that counts is the checkpoint's, checked by the job
-            run_dir = Path(config.hydra.run.dir).expanduser()
-            if not run_dir.exists():
-                fresh_run_dir.append(run_dir)
-            from dlx.core.io import check_writable
-
-            reports_errors(check_writable)(run_dir)
+        reports_errors(_start_run)(config)
 
 
-def _keep_record(config: DictConfig) -> None:
-    run_dir = Path(config.hydra.run.dir).expanduser()
-    subdir = config.hydra.output_subdir
-    if not config.trainer.get("resume") or subdir is None or not (run_dir / subdir).is_dir():
-        return
-    resumes = run_dir / subdir / "resumes"
-    n = len(list(resumes.glob("*"))) + 1 if resumes.is_dir() else 1
-    with read_write(config.hydra), open_dict(config.hydra):
-        config.hydra.output_subdir = f"{subdir}/resumes/{n}"
-    line = {"resume": n, "time": time.time(), "overrides": list(config.hydra.overrides.task)}
-    with open(run_dir / "resumes.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+def _start_run(config: DictConfig) -> None:
+    from dlx.rundirs import claim_run_dir, keep_record
+
+    job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    if (config.get("sweep") or {}).get("resume"):
+        raise ConfigError(
+            "sweep.resume=true continues a multirun (-m with hydra.sweep.dir=<its dir>); a "
+            "single run continues with trainer.resume=auto"
+        )
+    if config.hydra.job.name == "train":
+        check(job, None)
+        resume = bool(config.trainer.get("resume"))
+        run_dir, _ = claim_run_dir(config, resume)
+        if resume:
+            keep_record(config, run_dir)
+    else:  # eval: the config that counts is the checkpoint's, checked by the job
+        run_dir, created = claim_run_dir(config, resume=False)
+        if created:
+            fresh_run_dir.append(run_dir)

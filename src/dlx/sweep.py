@@ -1,4 +1,5 @@
-"""Sweeps (`dlx train -m ...`): the plugins they need, each job's side, and the end.
+"""Sweeps (`dlx train -m ...`): each job's side, the start and the end (the plugins they
+need: dlx/sweep_plugins.py; resuming: dlx/sweep_resume.py).
 
 Every job of a multirun writes `job_status.json` in its run dir when it starts and again
 when it ends (done with its monitored metric, or failed with its one error line).
@@ -11,21 +12,21 @@ Torch-free and light: Hydra instantiates the callback for every `dlx train`.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
 import socket
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig
 
-from dlx.core.errors import ConfigError, DlxError
+from dlx.core.errors import ConfigError, DlxError, reports_errors
 from dlx.sweep_summary import STATUS_FILE, SUMMARY_CSV, write_summary
 
 log = logging.getLogger("dlx")
@@ -33,44 +34,6 @@ log = logging.getLogger("dlx")
 # Set by the launching process for its jobs (the env reaches joblib workers and submitit
 # jobs), so the summary skips status files a previous sweep left in a reused sweep dir.
 SWEEP_ID_ENV = "DLX_SWEEP_ID"
-
-
-# --- optional plugins -------------------------------------------------------------------------
-
-# command-line option -> (plugin module, library it drives, the dlx extra that installs both)
-_PLUGINS: dict[str, tuple[str, str, str]] = {
-    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "joblib", "sweep"),
-    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "submitit", "slurm"),
-    "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "submitit", "slurm"),
-    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "submitit", "slurm"),
-    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna", "sweep"),
-    "hparams_search=": ("hydra_plugins.hydra_optuna_sweeper", "optuna", "sweep"),
-}
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_plugins(argv: Iterable[str]) -> None:
-    """One line naming the extra to install when an override needs a plugin that is missing
-    (Hydra alone would say "Could not find 'hydra/launcher/joblib'")."""
-    for arg in argv:
-        option = arg.lstrip("+~").removeprefix("override ")
-        for prefix, (plugin, library, extra) in _PLUGINS.items():
-            if option.startswith(prefix) and not (_installed(plugin) and _installed(library)):
-                raise ConfigError(
-                    f"{option} needs Hydra's {library} plugin, which is not installed here; "
-                    f"pip install 'dlx[{extra}]'"
-                )
-
-
-def is_search(argv: Iterable[str]) -> bool:
-    """`hparams_search=<name>` makes a multirun without -m (its config sets hydra.mode)."""
-    return any(a.lstrip("+").startswith(("hparams_search=", "hydra.mode=MULTIRUN")) for a in argv)
 
 
 # --- the job side: called by the task function in each job's process -----------------------
@@ -153,7 +116,7 @@ def run_job(cfg: DictConfig, hc: Any, train: Callable[[], dict[str, Any]]) -> fl
         )
     except DlxError as err:
         if err.exit_code > 128:  # a signal (preemption, Ctrl-C) stops the sweep, not the job
-            _failed(status, run_dir, str(err), direction)
+            _failed(status, run_dir, str(err), direction, stopped=True)
             raise
         return _failed(status, run_dir, str(err), direction)
     except Exception as err:  # a bug, not bad input: keep the traceback in the job's log
@@ -166,11 +129,14 @@ def run_job(cfg: DictConfig, hc: Any, train: Callable[[], dict[str, Any]]) -> fl
 
 
 def _failed(
-    status: dict[str, Any], run_dir: Path, line: str, direction: str | None
+    status: dict[str, Any], run_dir: Path, line: str, direction: str | None, stopped: bool = False
 ) -> float | None:
     from dlx.core.io import write_json
 
-    log.error("error: %s (job %d failed; the sweep goes on)", line, status["job"])
+    if stopped:  # the sweep ends next, in one line; this job's own way to go on is logged
+        log.info("job %d: %s", status["job"], line)
+    else:
+        log.error("error: %s (job %d failed; the sweep goes on)", line, status["job"])
     status.update(status="failed", error=line, ended=time.time())
     write_json(status, run_dir / STATUS_FILE)
     if direction is None:
@@ -184,28 +150,83 @@ def _failed(
 _active: dict[str, Any] = {}
 
 
+class SweepStopped(BaseException):
+    """A signal stopped a job of the sweep (Ctrl-C, a scheduler's SIGTERM): the sweep stops.
+
+    Not an Exception: it passes Hydra's handlers, which would record a failed job and go
+    on with the next one, up to `dlx train`, which ends in one line saying how to resume."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message, exit_code)  # both in args: it pickles (a joblib worker's)
+        self.message, self.exit_code = message, exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class SweepSummary(Callback):
-    """Hydra callback (configs/hydra/default.yaml): a summary after every multirun."""
+    """Hydra callback (configs/hydra/default.yaml): before a multirun, its sweep dir (a new
+    one, or the one it resumes: dlx/rundirs.py, dlx/sweep_resume.py); after it, a summary."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweeper = config.hydra.sweeper
-        if "optuna" in str(sweeper.get("_target_", "")).lower():
-            _check_optuna_storage(sweeper.get("storage"))
-            _check_sweep_direction(config)
-            _quiet_optuna()
-        sweep_id = uuid.uuid4().hex
-        os.environ[SWEEP_ID_ENV] = sweep_id
-        _active.clear()
-        viz = config.get("viz") or {}
-        _active.update(
-            dir=Path(config.hydra.sweep.dir).absolute(),
-            id=sweep_id,
-            rows=None,
-            plot=bool(viz.get("enabled", True)),
-        )
+        reports_errors(_start)(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         finish()
+
+
+def _start(config: DictConfig) -> None:
+    from dlx import sweep_resume
+    from dlx.rundirs import claim_sweep_dir
+
+    resume = bool((config.get("sweep") or {}).get("resume"))
+    if "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower():
+        from dlx import sweep_optuna
+
+        _check_sweep_direction(config)  # refusals first: they leave no sweep dir behind
+        named = Path(str(config.hydra.sweep.dir)).expanduser().absolute()
+        sweep_optuna.prepare(config, named if resume else None)
+    sweep_dir = claim_sweep_dir(config, resume).absolute()
+    planned = sweep_resume.planned_jobs(config)
+    sweep_id = uuid.uuid4().hex
+    if resume:
+        sweep_resume.check_plan(sweep_dir, planned)
+        sweep_id = sweep_resume.previous_id(sweep_dir) or sweep_id
+    _warn_without_validation(config)
+    sweep_resume.install()  # in this process: the basic launcher runs its jobs here
+    os.environ[SWEEP_ID_ENV] = sweep_id
+    _active.clear()
+    viz = config.get("viz") or {}
+    _active.update(
+        dir=sweep_dir,
+        id=None if resume else sweep_id,  # a resumed sweep's summary: every job in its dir
+        planned=planned,
+        rows=None,
+        plot=bool(viz.get("enabled", True)),
+    )
+
+
+def _warn_without_validation(config: DictConfig) -> None:
+    """Jobs ranked on what they were trained on reward overfitting: say so, once."""
+    try:
+        dataset = config.get("dataset") or {}
+        monitor = str((config.get("trainer") or {}).get("monitor") or "")
+        held_out = dataset.get("val_split") or dataset.get("val_path")
+    except Exception:  # an interpolation that resolves only in a job
+        return
+    task = config.hydra.overrides.task
+    swept = any(o.split("=")[0].lstrip("+") == "dataset.val_split" for o in task)
+    if held_out or swept or (monitor and not monitor.startswith("train/")):
+        return
+    sys.stderr.write(
+        "warning: no validation split (dataset.val_split=0.0): the jobs are ranked on a "
+        "training or test metric, not on held-out data; hold out one with dataset.val_split=0.2\n"
+    )
+
+
+def active_dir() -> Path | None:
+    """The sweep dir of the multirun this process launched, if any."""
+    return _active.get("dir")
 
 
 def finish() -> str | None:
@@ -218,9 +239,9 @@ def finish() -> str | None:
     if not _active:
         return None
     if _active["rows"] is None:
-        _active["rows"] = write_summary(_active["dir"], _active["id"])
+        _active["rows"] = write_summary(_active["dir"], _active["id"], _active["planned"])
         if _active["plot"]:
-            _plot(_active["dir"], _active["rows"])
+            _plot(_active["dir"], [r for r in _active["rows"] if r["status"] != "not started"])
     rows = _active["rows"]
     bad = [r for r in rows if r["status"] != "done"]
     if not bad:
@@ -258,38 +279,3 @@ def _check_sweep_direction(config: DictConfig) -> None:
         from dlx.core.errors import fail
 
         fail(str(err), err.exit_code)
-
-
-def _check_optuna_storage(storage: Any) -> None:
-    """optuna 2.x (the Hydra plugin pins optuna < 3) cannot use a database through
-    SQLAlchemy 2: it fails deep inside with a bare AssertionError. Refuse in one line."""
-    if not storage:
-        return
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        sqlalchemy, optuna = version("sqlalchemy"), version("optuna")
-    except PackageNotFoundError:
-        return
-    if int(sqlalchemy.split(".")[0]) >= 2 and int(optuna.split(".")[0]) < 3:
-        from dlx.core.errors import fail
-
-        fail(
-            f"hydra.sweeper.storage={storage}: optuna {optuna} cannot use a database with "
-            f"SQLAlchemy {sqlalchemy}; pip install 'sqlalchemy<2', or leave the storage null "
-            "(the study lives in memory)"
-        )
-
-
-def _quiet_optuna() -> None:
-    """optuna's INFO lines, and the deprecation warnings SQLAlchemy 2 gives at its import, are
-    noise here: the launcher prints each trial's overrides and the summary their results."""
-    import warnings
-
-    # optuna imports alembic, whose INFO lines ("setup plugin ...") Hydra's logging would show.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -21,7 +21,7 @@ SUMMARY_TXT = "sweep_summary.txt"
 _EXTRA_METRICS = ("num_params", "epochs", "best_epoch", "wall_time_s")
 
 
-def _parse_overrides(overrides: list[str]) -> dict[str, Any]:
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """`["optimizer.lr=0.01", "model.hidden=[32]"]` -> {"optimizer.lr": 0.01, "model.hidden":
     [32]}, typed by Hydra's own override parser (numbers become numbers, for plots)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -38,6 +38,11 @@ def _parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return out
 
 
+def _own_removed(overrides: Any) -> list[str]:
+    """The overrides that say what a job computes (`sweep.resume=true` does not)."""
+    return [str(o) for o in overrides or [] if not str(o).lstrip("+").startswith("sweep.resume=")]
+
+
 def _load_json(path: Path) -> dict[str, Any] | None:
     import json
 
@@ -48,11 +53,15 @@ def _load_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def sweep_rows(sweep_dir: Path | str, sweep_id: str | None = None) -> list[dict[str, Any]]:
-    """The jobs of a sweep, best first by the monitored metric, then failed and unfinished.
+def sweep_rows(
+    sweep_dir: Path | str, sweep_id: str | None = None, planned: list[list[str]] | int | None = None
+) -> list[dict[str, Any]]:
+    """The jobs of a sweep, best first by the monitored metric, then failed, unfinished and
+    not started.
 
     Each row: `rank` (1 = best; None when the job has no value), `job` (Hydra's job number),
-    `status` (done | failed | unfinished: killed or still running), `error` (its one line),
+    `status` (done | failed | unfinished: killed or still running | not started: planned,
+    by `planned`, the jobs' overrides or their number), `error` (its one line),
     `overrides` (dict, typed), `run_dir`, `monitor` (metric name), `mode` (min | max),
     `value` (its final value) and `metrics` (the other final scalar metrics of metrics.json).
     With `sweep_id`, status files from another sweep in the same dir are left out.
@@ -74,7 +83,7 @@ def sweep_rows(sweep_dir: Path | str, sweep_id: str | None = None) -> list[dict[
                 "job": int(status["job"]),
                 "status": state if state in ("done", "failed") else "unfinished",
                 "error": status.get("error"),
-                "overrides": _parse_overrides(list(status.get("overrides") or [])),
+                "overrides": parse_overrides(_own_removed(status.get("overrides"))),
                 "run_dir": str(run_dir),
                 "monitor": status.get("monitor"),
                 "mode": status.get("mode"),
@@ -88,6 +97,15 @@ def sweep_rows(sweep_dir: Path | str, sweep_id: str | None = None) -> list[dict[
                 },
             }
         )
+    jobs = planned if isinstance(planned, list) else [[]] * (planned or 0)
+    seen = {r["job"] for r in rows}
+    for num, overrides in enumerate(jobs):
+        if num not in seen:
+            rows.append(
+                {"rank": None, "job": num, "status": "not started", "error": None,
+                 "overrides": parse_overrides(_own_removed(overrides)), "run_dir": "",
+                 "monitor": None, "mode": None, "value": None, "metrics": {}}
+            )  # fmt: skip
     return _rank(rows)
 
 
@@ -107,7 +125,7 @@ def _rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     for i, row in enumerate(ranked, 1):
         row.update(rank=i, monitor=key, mode=mode, value=value(row))
-    order = {"done": 0, "failed": 1, "unfinished": 2}
+    order = {"done": 0, "failed": 1, "unfinished": 2, "not started": 3}
     rest = sorted(
         (r for r in rows if r["rank"] is None), key=lambda r: (order[r["status"]], r["job"])
     )
@@ -191,7 +209,7 @@ def summary_table(rows: list[dict[str, Any]], sweep_dir: Path) -> Any:
     counts = Counter(r["status"] for r in rows)
     failed = counts["failed"] + counts["unfinished"]
     title = f"sweep: {len(rows)} job{'s' * (len(rows) != 1)}" + "".join(
-        f", {counts[s]} {s}" for s in ("failed", "unfinished") if counts[s]
+        f", {counts[s]} {s}" for s in ("failed", "unfinished", "not started") if counts[s]
     )
     if monitor:
         title += f", ranked by {monitor} ({'higher' if mode == 'max' else 'lower'} is better)"
@@ -210,6 +228,7 @@ def summary_table(rows: list[dict[str, Any]], sweep_dir: Path) -> Any:
     for r in rows:
         run_dir = Path(r["run_dir"])
         shown = run_dir.relative_to(sweep_dir) if run_dir.is_relative_to(sweep_dir) else run_dir
+        shown = shown if r["run_dir"] else ""
         cells = [
             str(r["rank"] or ""),
             str(r["job"]),
@@ -226,7 +245,9 @@ def summary_table(rows: list[dict[str, Any]], sweep_dir: Path) -> Any:
     return table
 
 
-def write_summary(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:
+def write_summary(
+    sweep_dir: Path, sweep_id: str | None = None, planned: list[list[str]] | int | None = None
+) -> list[dict[str, Any]]:
     """Write sweep_summary.csv and sweep_summary.txt into sweep_dir and print the table."""
     import io
 
@@ -235,9 +256,9 @@ def write_summary(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str
     from dlx.core.io import atomic_write_text
 
     sweep_dir = Path(sweep_dir)
-    rows = sweep_rows(sweep_dir, sweep_id)
-    if not rows:  # the sweep failed before any job ran (Hydra said why): nothing to add
-        return rows
+    rows = sweep_rows(sweep_dir, sweep_id, planned)
+    if all(r["status"] == "not started" for r in rows):
+        return []  # the sweep failed before any job ran (Hydra said why): nothing to add
     table = summary_table(rows, sweep_dir)
     atomic_write_text(summary_csv(rows), sweep_dir / SUMMARY_CSV)
     text = io.StringIO()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from dlx import guard as _guard
+from dlx import sweep_resume as _sweep_resume
 from dlx.command import (
     check,
     install,
@@ -26,8 +26,10 @@ from dlx.core.io import is_main_process, remove_stale_temps, write_json
 
 log = logging.getLogger("dlx")
 # Before Hydra composes anything here, also in a launcher's worker process (joblib,
-# submitit), which imports this module to run a job: every config is checked.
+# submitit), which imports this module to run a job: every config is checked, and a
+# resumed sweep's job is looked up in the sweep dir before Hydra writes into it.
 _guard.install()
+_sweep_resume.install()
 
 
 class Stopped(DlxError):
@@ -166,7 +168,7 @@ def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from dlx.sweep import objective, run_job
+    from dlx.sweep import SweepStopped, objective, run_job
 
     job_started()
     hc = HydraConfig.get()
@@ -177,14 +179,19 @@ def _task(cfg: DictConfig) -> float | None:
         share_run_dir(str(run_dir))
     overrides = list(hc.overrides.task)
     # What to type to continue this run after a preemption (shell-quoted: a run dir may
-    # hold spaces).
-    kept = [o for o in overrides if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
-    hint = shlex.join(["dlx", "train", *kept, f"hydra.run.dir={run_dir}", "trainer.resume=auto"])
+    # hold spaces); a sweep's job alone, as a single run.
+    hint = _sweep_resume.job_command(overrides, run_dir, hc.mode == RunMode.MULTIRUN)
     if hc.mode == RunMode.MULTIRUN:
         # One job of a sweep: a failure is recorded and the sweep goes on (a DlxError would
         # otherwise end in SystemExit and take the whole multirun down with it). Returns the
-        # monitored metric, the value a sweeper (Optuna) optimises.
-        return run_job(cfg, hc, lambda: run(cfg, run_dir, hint, overrides))
+        # monitored metric, the value a sweeper (Optuna) optimises. A signal stops the sweep.
+        try:
+            return run_job(cfg, hc, lambda: run(cfg, run_dir, hint, overrides))
+        except DlxError as err:
+            if err.exit_code <= 128:
+                raise
+            line = str(err).split("; resume with: ")[0]
+            raise SweepStopped(f"{line} (job {hc.job.num})", err.exit_code) from None
     return objective(run(cfg, run_dir, hint, overrides))[1]
 
 
@@ -202,6 +209,12 @@ def parallel_jobs() -> int:
     from dlx.engine.runtime import cores
 
     return cores() if n in (None, -1) else max(1, int(n))
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _torchrun() -> bool:
@@ -237,10 +250,10 @@ def _follow(argv: list[str]) -> None:
 def main(argv: list[str]) -> None:
     import hydra
 
-    from dlx import sweep
+    from dlx import sweep, sweep_plugins
 
     install(argv)
-    reports_errors(sweep.check_plugins)(argv)
+    reports_errors(sweep_plugins.check_plugins)(argv)
     torchrun = _torchrun()
     if torchrun and _join_torchrun(argv) > 0:
         _follow(argv)
@@ -255,15 +268,26 @@ def main(argv: list[str]) -> None:
         return
     # A plain run reports a bad override in one line. Sweeps (-m, hparams_search=) and
     # Hydra's own flags (--cfg, --info) keep Hydra's report.
-    plain = not any(a.startswith("-") for a in argv) and not sweep.is_search(argv)
+    plain = not any(a.startswith("-") for a in argv) and not sweep_plugins.is_search(argv)
+    stopped: sweep.SweepStopped | None = None
     try:
         if plain:
             with one_line_errors():
                 hydra_main()
         else:
             hydra_main()
+    except sweep.SweepStopped as err:
+        stopped = err
+    except KeyboardInterrupt as err:  # a signal between two jobs
+        if sweep.active_dir() is None:
+            raise
+        signum = getattr(err, "signum", 2)
+        stopped = sweep.SweepStopped(f"stopped by {_signal_name(signum)}", 128 + signum)
     finally:
         problem = sweep.finish()  # after a multirun: its summary, even if the sweeper gave up
+    if stopped is not None:  # the summary lists the jobs not started; one line to go on
+        again = _sweep_resume.resume_command(argv, sweep.active_dir())  # type: ignore[arg-type]
+        fail(f"{stopped}; resume the sweep with: {again}", stopped.exit_code)
     if problem:
         fail(problem, 1)  # exit 1 when a job failed; the summary is written by then
     if torchrun:

@@ -13,8 +13,10 @@ from typing import Any
 from omegaconf import MISSING
 
 from dlx.core.errors import ConfigError
-from dlx.core.schemas import RunConfig, setting
+from dlx.core.fields import setting
+from dlx.core.schemas import RunConfig
 from dlx.core.schemas import register_configs as register_groups
+from dlx.core.schemas_runs import RunsConfig
 
 EXPORT_FORMATS = ("onnx", "torchscript", "pt2")
 
@@ -102,9 +104,10 @@ ROOTS: dict[str, Any] = {
     "info": InfoConfig,
     "predict": PredictConfig,
     "export": ExportConfig,
+    "runs": RunsConfig,
 }
 COMMAND_ROOTS = {"eval": "eval", "viz": "viz_command", "info": "info", "predict": "predict",
-            "export": "export"}  # fmt: skip
+                 "export": "export", "runs": "runs"}  # fmt: skip
 
 _registered = False
 

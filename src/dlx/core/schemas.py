@@ -24,16 +24,11 @@ from typing import Any
 from omegaconf import MISSING
 
 from dlx.core.errors import ConfigError
+from dlx.core.fields import setting
+from dlx.core.schemas_runs import SweepConfig
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "cuda", "mps")
-
-
-def setting(default: Any, doc: str) -> Any:
-    """A schema field with its one-line doc (shown by `--help`)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
 
 
 def _positive(where: str, **values: int | None) -> None:
@@ -224,6 +219,9 @@ class RunConfig:
     logger: Any = None
     viz: Any = None
     extras: Any = None
+    # Read by `dlx train -m` only; every command has it, so that `dlx eval` and `dlx viz`
+    # take the stored config of a run that has it.
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 SCHEMAS: dict[str, Any] = {
@@ -235,6 +233,7 @@ SCHEMAS: dict[str, Any] = {
     "optimizer": OptimizerBase,
     "viz": VizConfig,
     "extras": ExtrasConfig,
+    "sweep": SweepConfig,
 }
 # Merged under their group's key before its option: they take the option's own keys too.
 OPEN = ("dataset", "model", "optimizer")
