@@ -149,9 +149,10 @@ def test_every_data_set_trains_under_debug_smoke(data_dir, tmp_path, monkeypatch
     (tmp_path / "x.csv").write_text(
         "text,label\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(20))
     )
-    models = {"image_folder": "cnn", "imdb": "embedding_bag", "text_csv": "gru"}
+    models = {"image_folder": "cnn", "imdb": "embedding_bag", "text": "gru", "text_csv": "gru"}
     options = {
         "image_folder": [f"dataset.root={tmp_path / 'imgs'}", "dataset.image_size=8"],
+        "text": [f"dataset.path={tmp_path / 'x.csv'}"],
         "text_csv": [f"dataset.path={tmp_path / 'x.csv'}"],
     }
     for name in DATASETS:

@@ -112,6 +112,14 @@ def test_bad_choices_are_refused_in_one_line(r18, tmp_path):
         assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="needs images"):
         TorchvisionNet(Spec((12,), 2, vocab_size=30), weights=None)
+    for options, message in (
+        ({"input_size": "x"}, r"model\.input_size=x must be N or \[height, width\]"),
+        ({"mean": 0.5, "std": [1, 1, 1]}, r"model\.mean=0\.5 must be 3 values"),
+        ({"mean": [0.5] * 3}, r"model\.mean and model\.std go together"),
+        ({"mean": [0.5] * 3, "std": [0.2, 0, 0.2]}, r"model\.std=.* must be > 0"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            TorchvisionNet(RGB, weights=None, **options)
 
 
 @pytest.mark.parametrize(

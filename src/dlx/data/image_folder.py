@@ -85,8 +85,8 @@ class ImageFolder(Dataset):
         super().__init__(**kwargs)
         if root is None:
             raise ConfigError("dataset=image_folder needs dataset.root=<folder of images>")
-        size = [image_size] * 2 if isinstance(image_size, int) else [int(s) for s in image_size]
-        if len(size) != 2 or min(size) < 1:
+        size = [image_size] * 2 if isinstance(image_size, int) else list(image_size or [])
+        if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
             raise ConfigError(f"dataset.image_size={image_size} must be N or [height, width]")
         if channels not in _MODES:
             raise ConfigError(f"dataset.channels={channels} must be 1 (grey) or 3 (RGB)")

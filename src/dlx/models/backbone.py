@@ -63,6 +63,9 @@ class TorchvisionNet(nn.Module):
         source = resolve(arch, weights)
         self.backbone = build_network(source)
         name, old = _classifier(self.backbone, source.arch)
+        self.grey = shape[0] == 1
+        self.size = _size(input_size, source, shape, self.backbone)
+        mean, std = _normalisation(mean, std, source)
         if not restoring():  # a checkpoint's weights come next: no need to read these
             if source.file is not None:
                 load_file(self.backbone, source, name)
@@ -73,9 +76,6 @@ class TorchvisionNet(nn.Module):
         else:
             self.head = nn.Conv2d(old.in_channels, spec.num_classes, 1)
         self.backbone.set_submodule(name, _Slot(self.head))
-        self.grey = shape[0] == 1
-        self.size = _size(input_size, source, shape, self.backbone)
-        mean, std = _normalisation(mean, std, source)
         self.normalise = mean is not None
         # Not in the state dict: the config says them, and a checkpoint stays loadable
         # whatever normalisation the next run picks.
@@ -150,8 +150,8 @@ def _size(
             return fixed, fixed
         low = source.min_size  # e.g. inception's 75x75: its convolutions need that much
         return max(shape[1], low[0]), max(shape[2], low[1])
-    size = [given] * 2 if isinstance(given, int) else [int(s) for s in given]
-    if len(size) != 2 or min(size) < 1:
+    size = [given] * 2 if isinstance(given, int) else list(given)
+    if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
         raise ConfigError(f"model.input_size={given} must be N or [height, width]")
     return size[0], size[1]
 
@@ -159,16 +159,20 @@ def _size(
 def _normalisation(
     mean: Sequence[float] | None, std: Sequence[float] | None, source: Weights
 ) -> tuple[list[float] | None, list[float] | None]:
-    mean = list(mean) if mean is not None else source.transforms.get("mean")
-    std = list(std) if std is not None else source.transforms.get("std")
+    mean = _rgb("mean", mean) if mean is not None else source.transforms.get("mean")
+    std = _rgb("std", std) if std is not None else source.transforms.get("std")
     if (mean is None) != (std is None):
         raise ConfigError("model.mean and model.std go together: set both (or neither)")
-    for key, values in (("mean", mean), ("std", std)):
-        if values is not None and len(values) != 3:
-            raise ConfigError(f"model.{key}={values} must hold 3 values (red, green, blue)")
     if std is not None and min(std) <= 0:
         raise ConfigError(f"model.std={std} must be > 0")
     return mean, std
+
+
+def _rgb(key: str, values: object) -> list[float]:
+    numbers = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else []
+    if len(numbers) != 3 or not all(isinstance(v, (int, float)) for v in numbers):
+        raise ConfigError(f"model.{key}={values} must be 3 values (red, green, blue) in 0..1")
+    return [float(v) for v in numbers]
 
 
 def _describe(source: Weights, name: str, head: nn.Module, size: tuple, shape: tuple, norm: bool):

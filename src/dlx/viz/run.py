@@ -225,7 +225,10 @@ class RunView:
             labels = saved[name]
         else:
             split = self.data.splits()[name]
-            batch = 1024
+            # The run's own evaluation batch: what fits its device (1024 photos through a
+            # resnet at 224x224 would take gigabytes).
+            trainer = self.cfg.get("trainer") or {}
+            batch = int(trainer.get("eval_batch_size") or trainer.get("batch_size") or 1024)
             parts = [
                 labels_from_output(self.forward(self.inputs(split, batch, i))).cpu()
                 for i in range(0, len(split), batch)
