@@ -12,7 +12,7 @@ install: $(STAMP)
 # Re-installs only when pyproject.toml changes (a no-op when up to date).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,sweep,slurm,tensorboard,mlflow,wandb,export]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,sweep,slurm,tensorboard,mlflow,wandb,export,vision]'
 	touch $(STAMP)
 
 train: install

@@ -17,7 +17,12 @@ from dlx.compose import compose
 from dlx.core.data import Spec
 from dlx.models import build_model
 from tests.conftest import make_mnist, run_dlx
-from tests.data.formats import write_cifar, write_image_folder, write_imdb_jsonl
+from tests.data.formats import (
+    write_cifar,
+    write_image_folder,
+    write_imdb_jsonl,
+    write_torch_home,
+)
 from tests.runs import train
 
 CONFIGS = Path(__import__("dlx.configs", fromlist=["x"]).__path__[0])
@@ -29,15 +34,29 @@ MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))
 # What each kind of data looks like to a model (the spec decides what a model can take).
 IMAGES, TOKENS, FEATURES = Spec((1, 8, 8), 10), Spec((12,), 2, vocab_size=50), Spec((64,), 10)
+# Experiments whose real inputs are too big for the smoke budget on a CPU, and what shrinks
+# them under debug=smoke (run as a second sweep, checked the same way).
+SHRINK = {"finetune_image_folder": ["model.input_size=32"]}
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """MNIST, CIFAR-10 and IMDB in their published formats, tiny, under one root."""
+    """MNIST, CIFAR-10, IMDB and a folder of photos in their published formats, tiny, under
+    one root."""
     root = tmp_path_factory.mktemp("data")
     make_mnist(root, n_train=120, n_test=60)
     write_cifar(root, per_batch=12)
     write_imdb_jsonl(root)
+    write_image_folder(root / "photos", {"cat": 8, "dog": 8}, size=(20, 14), fmt="jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory) -> Path:
+    """torchvision's cache with resnet18's DEFAULT weights (random): model=torchvision's
+    default reads them from there, as it would offline, and nothing is downloaded."""
+    root = tmp_path_factory.mktemp("torch_home")
+    write_torch_home(root, "resnet18")
     return root
 
 
@@ -48,21 +67,26 @@ def _job_results(sweep: Path) -> dict[str, dict]:
     }
 
 
-def test_every_experiment_runs_small_under_debug_smoke(data_dir, tmp_path, cli_env):
-    sweep = tmp_path / "sweep"
-    env = {**cli_env, "DLX_DATA_DIR": str(data_dir)}
-    out = run_dlx(
-        "train",
-        "-m",
-        f"experiment={','.join(EXPERIMENTS)}",
-        "debug=smoke",
-        f"hydra.sweep.dir={sweep}",
-        env=env,
-        timeout=900,
-    )
-    jobs = _job_results(sweep)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert sorted(jobs) == [f"experiment={e}" for e in EXPERIMENTS]
+def test_every_experiment_runs_small_under_debug_smoke(data_dir, torch_home, tmp_path, cli_env):
+    env = {**cli_env, "DLX_DATA_DIR": str(data_dir), "TORCH_HOME": str(torch_home)}
+    plain = [e for e in EXPERIMENTS if e not in SHRINK]
+    sweeps = [(plain, [])] + [([e], extra) for e, extra in SHRINK.items() if e in EXPERIMENTS]
+    jobs = {}
+    for i, (names, extra) in enumerate(sweeps):
+        sweep = tmp_path / f"sweep{i}"
+        out = run_dlx(
+            "train",
+            "-m",
+            f"experiment={','.join(names)}",
+            "debug=smoke",
+            *extra,
+            f"hydra.sweep.dir={sweep}",
+            env=env,
+            timeout=900,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        jobs.update(_job_results(sweep))
+    assert sorted(jobs) == sorted(f"experiment={e}" for e in EXPERIMENTS)
     for name, job in jobs.items():
         assert job["status"] == "done", (name, job.get("error"))
         assert job["ended"] - job["started"] < 20, f"{name} took {job['ended'] - job['started']}s"
@@ -96,7 +120,8 @@ def test_an_experiment_wins_over_a_trainer_preset_but_not_over_debug_smoke():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_model_yaml_builds(name):
+def test_every_model_yaml_builds(name, torch_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # pretrained defaults read from there
     cfg = compose("train", [f"model={name}"])
     if cfg.model.get("_target_", "").startswith("dlx.rl"):
         pytest.skip("a Q-learning runner builds from its environment, tested in tests/rl")

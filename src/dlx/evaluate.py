@@ -80,7 +80,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"split={cfg.split}: the data has no such split"
             + (" (set dataset.val_split)" if cfg.split == "val" else "")
         )
-    model = build_model(ecfg.model, data.spec)
+    model = build_model(ecfg.model, data.spec, restore=True)
     load_model_state(model, ckpt["model"], path)
     model.to(trainer.device)
     task = instantiate(ecfg.task, "task")

@@ -23,7 +23,7 @@ def info(cfg: DictConfig) -> None:
     check(cfg, None)
     dataset = instantiate(cfg.dataset, "dataset")
     spec = dataset.spec  # no file is read for this
-    model = build_model(cfg.model, spec)
+    model = build_model(cfg.model, spec, restore=True)  # a summary: no weights to read
     if not isinstance(model, torch.nn.Module):  # a runner: scikit-learn, Q-learning
         print(
             f"{type(model).__name__} (not a torch model; its size is known once fitted, "

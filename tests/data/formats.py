@@ -196,3 +196,21 @@ def write_image_folder(root: Path, classes: dict[str, int], size=(8, 8), fmt: st
             img = Image.new("RGB", size, (index * 40, 100, 200 - i))
             img.save(folder / f"{i:04d}.{fmt}")
     return root
+
+
+def write_torch_home(root: Path, arch: str = "resnet18", seed: int = 0) -> Path:
+    """A TORCH_HOME whose cache holds `arch`'s DEFAULT weights, randomly initialised, in the
+    file torchvision reads them from, $TORCH_HOME/hub/checkpoints/<the URL's file name> (so
+    nothing is downloaded); returns that file."""
+    import torch
+    import torchvision
+
+    from dlx.models.weights import Weights, build_network
+
+    named = torchvision.models.get_model_weights(arch).DEFAULT
+    torch.manual_seed(seed)
+    net = build_network(Weights(arch, like=named))
+    path = root / "hub" / "checkpoints" / named.url.rsplit("/", 1)[-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return path

@@ -174,6 +174,9 @@ class VizConfig:
     samples: int = setting(32, "test samples in the predictions grid (the book's 6-3: 32)")
     feature_map_inputs: int = setting(10, "inputs whose conv feature maps are drawn")
     max_filters: int = setting(16, "at most this many filters per conv layer figure")
+    max_conv_layers: int = setting(
+        4, "feature maps of the first N conv layers (a backbone has dozens)"
+    )
     dpi: int = setting(100, "figure resolution")
 
     def __post_init__(self) -> None:
@@ -182,6 +185,7 @@ class VizConfig:
             samples=self.samples,
             feature_map_inputs=self.feature_map_inputs,
             max_filters=self.max_filters,
+            max_conv_layers=self.max_conv_layers,
             dpi=self.dpi,
         )
 

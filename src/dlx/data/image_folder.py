@@ -3,8 +3,9 @@
 Layouts (torchvision's ImageFolder convention; classes are the sorted folder names):
 - `root/train/<class>/*` and `root/test/<class>/*`: the given split;
 - `root/<class>/*`: `test_size` of it is held out (`train_test_split`'s permutation).
-Every image (grey, RGB, RGBA, palette ...) is converted to `channels` (1: grey, 3: RGB) and
-resized to `image_size` when it differs. By default the folder is decoded once into a uint8
+Every image (grey, 16-bit grey, RGB, RGBA, palette, CMYK ...) is converted to `channels`
+(1: grey, 3: RGB), turned upright by its EXIF orientation and resized to `image_size` when it
+differs (dlx/data/images.py). By default the folder is decoded once into a uint8
 cache and trained from memory like the built-in sets (uint8 NCHW scaled by 1/255); with
 `in_memory=false` images are decoded on the fly by DataLoader workers (data past memory),
 and may be augmented (`random_crop`, `random_flip`: data/augment.py). The training order is
@@ -85,8 +86,8 @@ class ImageFolder(Dataset):
         super().__init__(**kwargs)
         if root is None:
             raise ConfigError("dataset=image_folder needs dataset.root=<folder of images>")
-        size = [image_size] * 2 if isinstance(image_size, int) else [int(s) for s in image_size]
-        if len(size) != 2 or min(size) < 1:
+        size = [image_size] * 2 if isinstance(image_size, int) else list(image_size or [])
+        if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
             raise ConfigError(f"dataset.image_size={image_size} must be N or [height, width]")
         if channels not in _MODES:
             raise ConfigError(f"dataset.channels={channels} must be 1 (grey) or 3 (RGB)")
@@ -198,6 +199,9 @@ class ImageFolder(Dataset):
             "listing": self._fingerprint(train_list, test_list),
             "size": [self.height, self.width],
             "channels": self.channels,
+            # 2: EXIF orientation, 16-bit grey scaled, JPEG draft (images.py); a cache
+            # decoded otherwise is not reused
+            "decoder": 2,
         }
 
         def build() -> dict[str, torch.Tensor]:

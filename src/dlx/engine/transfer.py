@@ -30,11 +30,17 @@ def init_from(model: nn.Module, path: str) -> None:
 
 
 def freeze(model: nn.Module, names: list[str]) -> None:
-    """requires_grad=False for the named submodules (and everything in them)."""
+    """requires_grad=False for the named submodules (and everything in them). A name is a
+    module's full name, or its end when only one module's name ends so: a wrapped network's
+    own names work (`layer4` for model=torchvision's `backbone.layer4`)."""
     modules = dict(model.named_modules())
     for name in names:
-        if name not in modules:
+        found = [name] if name in modules else [n for n in modules if n.endswith("." + name)]
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (" ..." if len(found) > 5 else "")
+            raise ConfigError(f"model.freeze: {name!r} could be {shown}; give the full name")
+        if not found:
             top = ", ".join(n for n in modules if n and "." not in n)
             raise ConfigError(f"model.freeze: no module {name!r} in this model (it has: {top})")
-        for p in modules[name].parameters():
+        for p in modules[found[0]].parameters():
             p.requires_grad_(False)

@@ -120,12 +120,14 @@ def denoising(run: Any) -> Any:
 
 @figure("feature_maps")
 def feature_maps(run: Any) -> dict[str, Any]:
-    """The book's 6-12/6-13: for each conv layer, its filters' outputs (after the layer's
-    activation) for the first inputs: a row per filter, a column per input."""
+    """The book's 6-12/6-13: for each conv layer (the first `viz.max_conv_layers`), its
+    filters' outputs (after the layer's activation) for the first inputs: a row per filter,
+    a column per input."""
     from torch import nn
 
     model = run.require_model()
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    convs = convs[: run.options["max_conv_layers"]]
     if not convs:
         raise Skip("no conv layers")
     chw = run.require_images()

@@ -121,7 +121,7 @@ class RunView:
             from dlx.engine.checkpoint import load_model_state
             from dlx.models import build_model
 
-            model = build_model(self.cfg.model, self.spec)
+            model = build_model(self.cfg.model, self.spec, restore=True)
             load_model_state(model, self._state, self.run_dir)
             self._model, self._state = model, None
         return self._model if _is_torch(self._model) else None
@@ -136,7 +136,8 @@ class RunView:
 
     @property
     def model_name(self) -> str:
-        """The model's class; a scikit-learn runner's estimator (or pipeline steps)."""
+        """The model's class (and its arch: model=torchvision); a scikit-learn runner's
+        estimator (or pipeline steps)."""
         model = self.cfg.get("model") or {}
         estimator = model.get("estimator")
         if hasattr(estimator, "get") and estimator.get("_target_") is None:
@@ -145,7 +146,9 @@ class RunView:
             )
         if hasattr(estimator, "get"):
             return _leaf(estimator.get("_target_"))
-        return _leaf(model.get("_target_", "model"))
+        name = _leaf(model.get("_target_", "model"))
+        arch = model.get("arch")  # model=torchvision: which network
+        return f"{name} {arch}" if isinstance(arch, str) else name
 
     def require_model(self) -> Any:
         model = self.model
@@ -222,7 +225,10 @@ class RunView:
             labels = saved[name]
         else:
             split = self.data.splits()[name]
-            batch = 1024
+            # The run's own evaluation batch: what fits its device (1024 photos through a
+            # resnet at 224x224 would take gigabytes).
+            trainer = self.cfg.get("trainer") or {}
+            batch = int(trainer.get("eval_batch_size") or trainer.get("batch_size") or 1024)
             parts = [
                 labels_from_output(self.forward(self.inputs(split, batch, i))).cpu()
                 for i in range(0, len(split), batch)
@@ -246,7 +252,7 @@ def viz_options(cfg: Any) -> dict[str, int]:
 
     viz = cfg.get("viz") or {}
     defaults = VizConfig()
-    keys = ("samples", "feature_map_inputs", "max_filters", "dpi")
+    keys = ("samples", "feature_map_inputs", "max_filters", "max_conv_layers", "dpi")
     return {k: int(viz.get(k) or getattr(defaults, k)) for k in keys}
 
 
