@@ -87,7 +87,7 @@ def test_own_config_folder_on_the_search_path_and_nothing_of_it_runs(monkeypatch
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     search = f"hydra.searchpath=[file://{conf},pkg://evilpkg]"
-    assert query(monkeypatch, f"dlx train {search} model=t") == ["tiny"]
+    assert query(monkeypatch, f"dlx train {search} model=ti") == ["tiny"]
     assert "model.width=" in query(monkeypatch, f"dlx train {search} model=tiny model.")
     assert query(monkeypatch, f"dlx train {search} model=evil model.w") == []
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "imported").exists()
