@@ -96,7 +96,8 @@ def print_final_table(metrics: dict[str, Any], run_dir: Path | None) -> None:
     console = _console()
     console.print(table)
     if run_dir is not None:
-        console.print(f"run dir: {run_dir}")
+        # one line whatever its length, so that the path can be copied from the terminal
+        console.print(f"run dir: {run_dir}", soft_wrap=True)
         plots = sorted(Path(run_dir).glob("**/plots"))
         if plots:
-            console.print("plots: " + ", ".join(str(p) for p in plots))
+            console.print("plots: " + ", ".join(str(p) for p in plots), soft_wrap=True)

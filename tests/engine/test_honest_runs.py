@@ -136,7 +136,12 @@ def test_figures_on_a_full_disk_still_leave_the_result(tmp_path, cli_env):
     [
         ("step:3:TERM", signal.SIGTERM, "stopped by SIGTERM at epoch 1, batch 3 (step 3); saved"),
         ("checkpoint_write:1:INT", signal.SIGINT, "stopped by SIGINT after epoch 1 (step 23)"),
-        ("test:1:TERM", signal.SIGTERM, "stopped by SIGTERM during the test pass; training is"),
+        pytest.param(
+            "test:1:TERM",
+            signal.SIGTERM,
+            "stopped by SIGTERM during the test pass; training is",
+            marks=pytest.mark.slow,  # the same path as figures (after training), in test-all
+        ),
         ("figures:1:TERM", signal.SIGTERM, "stopped by SIGTERM during the figures and loggers"),
     ],
     ids=["training", "during-a-save", "test-pass", "figures"],

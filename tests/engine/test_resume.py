@@ -50,8 +50,14 @@ def reference(tmp_path_factory, device) -> tuple[dict, dict, list[str]]:
 
 @pytest.mark.parametrize(
     "fault",
-    ["start:1", "step:25", "epoch_end:1", "checkpoint_write:3", "eval:2"],
-    ids=["start", "mid-epoch", "between-epochs", "during-checkpoint-write", "during-eval"],
+    [
+        # the default suite keeps the two hardest points; the rest run with `make test-all`
+        pytest.param("start:1", id="start", marks=pytest.mark.slow),
+        pytest.param("step:25", id="mid-epoch"),
+        pytest.param("epoch_end:1", id="between-epochs", marks=pytest.mark.slow),
+        pytest.param("checkpoint_write:3", id="during-checkpoint-write"),
+        pytest.param("eval:2", id="during-eval", marks=pytest.mark.slow),
+    ],
 )
 def test_sigkill_then_resume_is_bit_identical(fault, reference, tmp_path, cli_env, device):
     run_dir = tmp_path / "run"
