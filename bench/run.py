@@ -455,16 +455,19 @@ def marked(name: str, lines: list[str]) -> list[str]:
     return [f"<!-- bench:{name} -->", *lines, f"<!-- /bench:{name} -->", ""]
 
 
-def splice(text: str, sections: dict[str, list[str]], note: str) -> str | None:
-    """`text` with the marked sections replaced; None if one of them is not in it."""
+def splice(text: str, sections: dict[str, list[str]], note: str) -> str:
+    """`text` with the marked sections replaced; a section it lacks goes before the total."""
     for name, lines in sections.items():
-        found = re.search(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n\n?", text, re.S)
-        if found is None:
-            return None
         titled = bool(lines) and lines[0].startswith("#")  # the note goes under a title
         body = [lines[0], "", note, *lines[1:]] if titled else [note, "", *lines]
-        new = "\n".join(marked(name, body))
-        text = text[: found.start()] + new + text[found.end() :]
+        new = "\n".join(marked(name, body)) + "\n"
+        found = re.search(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n\n?", text, re.S)
+        if found is None:
+            at = text.find("Total bench time")
+            at = len(text) if at < 0 else at
+            text = text[:at] + new + text[at:]
+        else:
+            text = text[: found.start()] + new + text[found.end() :]
     return text
 
 
@@ -509,7 +512,7 @@ def main() -> None:
         sections["data"] = bench_data(root)
     took = time.perf_counter() - t0
     out = Path(args.out)
-    text = None
+    text: str | None = None
     if set(only) != set(SECTIONS) and out.exists():
         note = f"Re-measured {datetime.date.today()} alone: `{cmd}` ({took:.0f} s)."
         text = splice(out.read_text(), sections, note)
