@@ -31,12 +31,10 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path, known: set[str]) -> set[str]:
-    """The dlx modules a file imports, anywhere in it (but under `if TYPE_CHECKING:`, which
-    never runs: a part's hooks name the Trainer type they are handed, nothing more)."""
+    """The dlx modules a file imports, anywhere in it, `if TYPE_CHECKING:` too: a type named
+    in a hint is a dependency a reader follows (parts see the loop through a Protocol,
+    engine/parts.Loop, not by importing it)."""
     tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -27,26 +27,12 @@ def train_torch(
     from dlx.core.targets import instantiate
     from dlx.engine import lazy_dynamo
     from dlx.engine.loop import Trainer
-    from dlx.engine.parts import Part
     from dlx.engine.schedule import Schedule
     from dlx.engine.transfer import freeze, init_from
 
     lazy_dynamo.defer()  # torch.optim would import it (1-2 s) for nothing in an eager run
     check_classes(cfg, data)
-    parts = []
-    for key, node in (cfg.get("callbacks") or {}).items():
-        part = instantiate(node, f"callbacks.{key}")
-        if not isinstance(part, Part):
-            raise ConfigError(
-                f"callbacks.{key}._target_ built a {type(part).__name__}, not a part of the "
-                "loop (subclass dlx.engine.parts.Part)"
-            )
-        part.name = str(key)
-        parts.append(part)
-    if observer is not None and observer.loggers:
-        from dlx.loggers.part import LoggerPart
-
-        parts.append(LoggerPart(observer.loggers))
+    parts = config_parts(cfg, observer)
     trainer_cfg = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
     config = OmegaConf.to_container(cfg, resolve=True)
     trainer = Trainer(
@@ -63,19 +49,7 @@ def train_torch(
         freeze(model, list(cfg.model.freeze))
     model.to(trainer.device)
     task = instantiate(cfg.task, "task")
-    params = [p for p in model.parameters() if p.requires_grad]
-    fast = {}
-    if (
-        "fused" in cfg.optimizer
-        and cfg.optimizer.fused is None
-        and trainer.device.type
-        in (
-            "cpu",
-            "cuda",
-        )
-    ):
-        fast["fused"] = True  # one kernel for the whole update instead of a loop over tensors
-    optimizer = instantiate(cfg.optimizer, "optimizer", params=params, **fast)
+    optimizer = build_optimizer(cfg, model, trainer.device)
     sched = cfg.scheduler
     factory = (
         instantiate(sched.lr_scheduler, "scheduler.lr_scheduler", partial=True)
@@ -96,6 +70,40 @@ def train_torch(
         observer.start(model, data, dataset_name)
     schedule = Schedule(factory, sched.interval, sched.monitor)
     return trainer.fit(model, optimizer, task, data, schedule=schedule)
+
+
+def config_parts(cfg: DictConfig, observer: Any = None) -> list[Any]:
+    """The config's `callbacks` built (in its order), then the loggers' part."""
+    from dlx.core.targets import instantiate
+    from dlx.engine.parts import Part
+
+    parts = []
+    for key, node in (cfg.get("callbacks") or {}).items():
+        part = instantiate(node, f"callbacks.{key}")
+        if not isinstance(part, Part):
+            raise ConfigError(
+                f"callbacks.{key}._target_ built a {type(part).__name__}, not a part of the "
+                "loop (subclass dlx.engine.parts.Part)"
+            )
+        part.name = str(key)
+        parts.append(part)
+    if observer is not None and observer.loggers:
+        from dlx.loggers.part import LoggerPart
+
+        parts.append(LoggerPart(observer.loggers))
+    return parts
+
+
+def build_optimizer(cfg: DictConfig, model: Any, device: Any) -> Any:
+    """The optimizer over the trainable parameters; `fused: null` (the default where the
+    optimizer has the option) means one kernel for the whole update on a CPU or a GPU,
+    instead of a loop over the tensors."""
+    from dlx.core.targets import instantiate
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = cfg.optimizer.get("fused", False) is None and device.type in ("cpu", "cuda")
+    fast = {"fused": True} if fused else {}
+    return instantiate(cfg.optimizer, "optimizer", params=params, **fast)
 
 
 def check_classes(cfg: DictConfig, data: Any) -> None:

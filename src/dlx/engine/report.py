@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from dlx.engine.parts.checkpoint import Checkpoint
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
-def final_metrics(trainer: Trainer) -> dict[str, Any]:
+def final_metrics(trainer: Loop) -> dict[str, Any]:
     """What metrics.json says of a fit: the last epoch's metrics, the test split's, sizes
     and timings, the monitored metric and its best epoch, and what parts added."""
     rows, model = trainer.state.rows, trainer.model

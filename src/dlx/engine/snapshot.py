@@ -31,12 +31,12 @@ from dlx.engine.resume import resume_path
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 log = logging.getLogger("dlx")
 
 
-def snapshot(trainer: Trainer) -> dict[str, Any] | None:
+def snapshot(trainer: Loop) -> dict[str, Any] | None:
     """The checkpoint of this moment (on rank 0; None on the others)."""
     s = trainer.state
     check_finite_weights(trainer)
@@ -68,7 +68,7 @@ def snapshot(trainer: Trainer) -> dict[str, Any] | None:
     }
 
 
-def check_finite_weights(trainer: Trainer) -> None:
+def check_finite_weights(trainer: Loop) -> None:
     """A checkpoint never holds weights a resume would diverge from: an optimizer step can
     leave NaN weights behind a loss that was still finite."""
     floats = [t for t in trainer.model.state_dict().values() if t.is_floating_point()]
@@ -79,7 +79,7 @@ def check_finite_weights(trainer: Trainer) -> None:
         )
 
 
-def resume(trainer: Trainer) -> None:
+def resume(trainer: Loop) -> None:
     """Restore the checkpoint `trainer.resume` names (auto: the run's last.pt), if any."""
     path = resume_path(trainer.cfg.resume, trainer.checkpoint_path())
     if path is not None:
@@ -91,7 +91,7 @@ def resume(trainer: Trainer) -> None:
         log.info("trainer.resume=auto: no checkpoint in the run dir yet; starting fresh")
 
 
-def restore(trainer: Trainer, path: Path) -> None:
+def restore(trainer: Loop, path: Path) -> None:
     """Put a checkpoint's states back into a trainer that has been set up."""
     ckpt = load_checkpoint(path, map_location=trainer.device)
     load_model_state(trainer.model, ckpt["model"], path)
@@ -131,7 +131,7 @@ def restore(trainer: Trainer, path: Path) -> None:
         ) from None
 
 
-def _apply_allowed_changes(trainer: Trainer, stored: dict[str, Any]) -> None:
+def _apply_allowed_changes(trainer: Loop, stored: dict[str, Any]) -> None:
     """trainer.resume_allow_changes: the new optimizer values, over the checkpoint's state
     (which holds the old ones in its param groups and the scheduler's base values)."""
     new = trainer.config or {}
@@ -154,7 +154,7 @@ def _apply_allowed_changes(trainer: Trainer, stored: dict[str, Any]) -> None:
             log.info("resume: %s %s -> %s (trainer.resume_allow_changes)", key, old, value)
 
 
-def _restore_rng(trainer: Trainer, ckpt: dict[str, Any]) -> None:
+def _restore_rng(trainer: Loop, ckpt: dict[str, Any]) -> None:
     s, dist = trainer.state, trainer.dist
     ranks = ckpt.get("ranks")
     if ranks is not None and len(ranks) == dist.world:  # DDP, same world: its own

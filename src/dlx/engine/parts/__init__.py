@@ -13,41 +13,87 @@ and tensors: checkpoints load with weights_only=True).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
-    from dlx.engine.loop import Trainer
+    from dlx.core.data import AnySplit, Data
+    from dlx.core.schemas import TrainerConfig
+    from dlx.core.tasks import Task
+    from dlx.engine.batches import Batches
+    from dlx.engine.group import Dist
+    from dlx.engine.parts.monitor import Monitor
+    from dlx.engine.state import RunState
+
+
+class Loop(Protocol):
+    """What parts, and the loop's own helpers (engine/snapshot, report), see of the loop
+    (engine/loop.Trainer). A protocol, so that they do not import the loop that calls them:
+    the imports stay one-way."""
+
+    cfg: TrainerConfig
+    state: RunState
+    model: nn.Module  # as built; `net` is what runs (compiled, DDP-wrapped)
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    task: Task
+    data: Data
+    config: dict[str, Any] | None  # the run's composed config, kept in its checkpoints
+    batches: Batches  # `.steps` a epoch
+    monitor: Monitor  # trainer.monitor, resolved against the run's metrics
+    metric_keys: list[str]  # every "split/metric" the run reports
+    dist: Dist
+    device: torch.device
+    parts: Parts
+    callbacks: list[Part]  # the config's parts, in its order
+    run_dir: Path | None
+    resume_hint: str
+    boundary: bool  # whether the last step ended with an optimizer step
+    stop: Any  # the stop request (a signal) while fit runs
+    extra_metrics: dict[str, Any]  # what parts add to the final metrics
+    startup_s: float | None
+    compile_time_s: float | None
+
+    def save(self, name: str) -> Path | None: ...
+
+    def checkpoint_path(self, name: str = "last.pt") -> Path | None: ...
+
+    def evaluate(
+        self, net: nn.Module, task: Task, split: AnySplit, scale: float | None, prefix: str
+    ) -> dict[str, float]: ...
 
 
 class Part:
     name: str = ""  # its key in a checkpoint's `parts` (the callbacks key, or the class name)
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, trainer: Loop) -> None:
         """Before training and before a resume restores the parts: build, check options."""
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Loop) -> None:
         """Training starts, or resumes at `trainer.state`."""
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_train_epoch_start(self, trainer: Loop) -> None: ...
 
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         """After each batch; `trainer.boundary` says an optimizer step was taken."""
 
-    def on_losses(self, trainer: Trainer, values: list[float]) -> None:
+    def on_losses(self, trainer: Loop, values: list[float]) -> None:
         """The training losses since the last read, read once by the NaN guard."""
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         """After the epoch's metrics (`row`, as in metrics.csv) are in."""
 
-    def on_save_checkpoint(self, trainer: Trainer) -> None:
+    def on_save_checkpoint(self, trainer: Loop) -> None:
         """A checkpoint is about to be written: flush what must match it."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: Loop) -> None:
         """Training is over (max_epochs, or stopped early), before the test pass."""
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: Loop) -> None:
         """Always, however fit ends (close bars, files)."""
 
     def state_dict(self) -> dict[str, Any] | None:

@@ -18,10 +18,10 @@ from dlx.engine.parts.progress import Progress, wanted
 from dlx.engine.schedule import Schedule
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
-def builtin_parts(trainer: Trainer, schedule: Schedule) -> list[Part]:
+def builtin_parts(trainer: Loop, schedule: Schedule) -> list[Part]:
     """The built-in parts around the config's own, in the order they are called."""
     cfg = trainer.cfg
     parts: list[Part] = [LRSchedule(schedule)] if schedule.factory is not None else []

@@ -12,7 +12,7 @@ from dlx.engine.parts import Part
 from dlx.engine.parts.monitor import Monitor
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
 class Checkpoint(Part):
@@ -20,14 +20,14 @@ class Checkpoint(Part):
         self.every = every_n_steps
         self.best: Monitor | None = None
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, trainer: Loop) -> None:
         self.best = Monitor(trainer.monitor.key, trainer.monitor.mode)
 
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         if self.every and trainer.boundary and trainer.state.step % self.every == 0:
             trainer.save("last.pt")
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         assert self.best is not None
         improved = self.best.update(row, int(row["epoch"]))
         trainer.save("last.pt")

@@ -14,7 +14,7 @@ from dlx.engine.parts import Part
 from dlx.engine.parts.monitor import Monitor, monitor_for
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 log = logging.getLogger("dlx")
 
@@ -42,13 +42,13 @@ class EarlyStopping(Part):
         self.stopped_epoch = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, trainer: Loop) -> None:
         key = self.key or trainer.monitor.key
         option = "callbacks.early_stopping.monitor"
         self.monitor = monitor_for(key, self.mode, trainer.metric_keys, option)
         self.monitor.min_delta = self.min_delta
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         assert self.monitor is not None
         epoch = int(row["epoch"])
         if self.monitor.update(row, epoch):
@@ -69,7 +69,7 @@ class EarlyStopping(Part):
                 self.monitor.best_epoch,
             )
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: Loop) -> None:
         if self.restore_best_weights and self.best_weights is not None:
             trainer.model.load_state_dict(self.best_weights)
         if self.stopped_epoch:

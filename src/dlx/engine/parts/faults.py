@@ -11,15 +11,15 @@ from dlx.engine import faults
 from dlx.engine.parts import Part
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
 class Faults(Part):
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Loop) -> None:
         faults.reach("start")
 
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         faults.reach("step")
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         faults.reach("epoch_end")

@@ -12,13 +12,13 @@ from dlx.core.io import atomic_write_text
 from dlx.engine.parts import Part
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 log = logging.getLogger("dlx")
 
 
 class History(Part):
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         log.info(format_row(row, trainer.cfg.max_epochs))
         if trainer.run_dir is not None and trainer.dist.main:
             atomic_write_text(history_csv(trainer.state.rows), trainer.run_dir / "metrics.csv")

@@ -22,7 +22,7 @@ from dlx.engine.checkpoint import kept_checkpoint
 from dlx.engine.parts import Part
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
 class Diverged(DlxError):
@@ -37,21 +37,21 @@ class NanGuard(Part):
         self.losses = torch.zeros(0)
         self.checked = 0  # batches of this epoch whose losses were read
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: Loop) -> None:
         if len(self.losses) != trainer.batches.steps or self.losses.device != trainer.device:
             self.losses = torch.zeros(trainer.batches.steps, device=trainer.device)
         self.checked = trainer.state.batch
 
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         batch = trainer.state.batch
         self.losses[batch - 1] = loss.detach()
         if trainer.boundary and batch - self.checked >= self.every:
             self.check(trainer)
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         self.check(trainer, end=trainer.batches.steps)
 
-    def check(self, trainer: Trainer, end: int | None = None) -> None:
+    def check(self, trainer: Loop, end: int | None = None) -> None:
         """Read the losses since the last read; raise Diverged on a non-finite one."""
 
         lo, hi = self.checked, trainer.state.batch if end is None else end

@@ -12,7 +12,7 @@ from dlx.core.errors import DlxError
 from dlx.engine.parts import Part
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 
 class Preempted(DlxError):
@@ -23,7 +23,7 @@ class Preempted(DlxError):
         self.exit_code = 128 + signum
 
 
-def stopped_after_training(trainer: Trainer, signum: int) -> Preempted:
+def stopped_after_training(trainer: Loop, signum: int) -> Preempted:
     """A signal during the test pass: training is complete and saved; resuming the run
     trains no more and does the rest."""
     name = signal.Signals(signum).name
@@ -37,15 +37,15 @@ def stopped_after_training(trainer: Trainer, signum: int) -> Preempted:
 
 
 class Preemption(Part):
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         if trainer.boundary and trainer.stop.requested:
             self.stop(trainer)
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         if trainer.stop.requested:  # last.pt of this epoch is written by now
             self.stop(trainer)
 
-    def stop(self, trainer: Trainer) -> None:
+    def stop(self, trainer: Loop) -> None:
         saved = trainer.save("last.pt")
         if trainer.dist.world > 1:  # no process leaves before rank 0 has written it
             torch.distributed.barrier()

@@ -13,7 +13,7 @@ import torch
 from dlx.engine.parts import Part
 
 if TYPE_CHECKING:
-    from dlx.engine.loop import Trainer
+    from dlx.engine.parts import Loop
 
 REFRESH_S = 0.05
 
@@ -47,7 +47,7 @@ class Progress(Part):
         self.next = 0.0
         self.loss = "-"
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: Loop) -> None:
         s = trainer.state
         self.task = self.bar.add_task(
             f"epoch {s.epoch + 1}/{trainer.cfg.max_epochs}",
@@ -58,10 +58,10 @@ class Progress(Part):
         )
         self.t0, self.seen0 = time.perf_counter(), s.seen
 
-    def on_losses(self, trainer: Trainer, values: list[float]) -> None:
+    def on_losses(self, trainer: Loop, values: list[float]) -> None:
         self.loss = f"{values[-1]:.4f}"
 
-    def on_train_batch_end(self, trainer: Trainer, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, trainer: Loop, loss: torch.Tensor) -> None:
         now = time.perf_counter()
         if now < self.next:
             return
@@ -71,12 +71,12 @@ class Progress(Part):
         self.bar.update(self.task, completed=s.batch, loss=self.loss, rate=f"{rate:,.0f}")
         self.bar.refresh()
 
-    def on_train_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: Loop, row: dict[str, float]) -> None:
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: Loop) -> None:
         self.bar.stop()
 
 
