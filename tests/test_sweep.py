@@ -17,6 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlx.core.io import write_json
+from dlx.engine.runtime import cores
 from dlx.sweep_summary import STATUS_FILE, sweep_rows
 from tests.conftest import run_dlx
 from tests.runs import png_size
@@ -256,6 +257,10 @@ def test_joblib_launcher_two_parallel_jobs(cli_env, tmp_path):
     # two worker processes, one job each
     pids = {json.loads((Path(r["run_dir"]) / STATUS_FILE).read_text())["pid"] for r in rows}
     assert len(pids) == 2
+    # the cores shared between the two jobs at once, not torch's all-cores default in each
+    threads = {json.loads((Path(r["run_dir"]) / "metrics.json").read_text())["num_threads"]
+               for r in rows}  # fmt: skip
+    assert threads == {max(1, cores() // 2)}
 
 
 @pytest.mark.slow

@@ -93,6 +93,7 @@ def check_bit_exact(sweep: Path, job: int, tmp_path: Path) -> None:
     assert [ln.split(",")[:3] for ln in job_csv] == [ln.split(",")[:3] for ln in ref_csv]
 
 
+@pytest.mark.slow  # the six-job case below runs in the default suite
 def test_killed_sweep_resumes_skipping_finished_jobs(cli_env, tmp_path):
     sweep = tmp_path / "sweep"
     killed_sweep(sweep, cli_env, jobs=3, killed=1)
@@ -100,7 +101,6 @@ def test_killed_sweep_resumes_skipping_finished_jobs(cli_env, tmp_path):
     check_bit_exact(sweep, 1, tmp_path)
 
 
-@pytest.mark.slow
 def test_six_job_sweep_killed_after_three_then_resumed_twice(cli_env, tmp_path):
     sweep = tmp_path / "sweep"
     killed_sweep(sweep, cli_env, jobs=6, killed=3)

@@ -127,6 +127,7 @@ STREAM = [
     "dataset.random_flip=true",
     "dataset.val_split=0.2",
     "trainer.num_workers=2",
+    "trainer.num_threads=1",  # the same for the reference read without workers
     "model=cnn",
     "model.filters=[4]",
     "model.hidden=[8]",

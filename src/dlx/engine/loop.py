@@ -42,9 +42,9 @@ from dlx.engine.runtime import (
     autocast_for,
     configure_backends,
     keep_freed_memory,
+    loop_threads,
     process_age,
     resolve_device,
-    set_threads,
 )
 from dlx.engine.schedule import Schedule
 from dlx.engine.signals import StopRequest
@@ -228,8 +228,6 @@ class Trainer:
         if device.type == "cpu":
             keep_freed_memory()
         configure_backends(device, cfg.deterministic)
-        if cfg.num_threads:  # (else the app's choice: engine/runtime.set_threads)
-            set_threads(cfg.num_threads)
         self.model, self.optimizer, self.task = model.to(device), optimizer, task
         self.data = data.to(device)
         self.net = torch.compile(model) if cfg.compile else model  # evaluation runs this one
@@ -243,6 +241,7 @@ class Trainer:
             self.data.train, self.data.scale, cfg.batch_size, device, self.dist, self.seed,
             cfg.limit_train_batches, cfg.num_workers,
         )  # fmt: skip
+        loop_threads(cfg.num_threads, device, getattr(self.batches, "num_workers", 0))
         self.metric_names = ("loss", *task.metric_names)
         splits = ("train", "val") if self.data.val is not None else ("train",)
         self.metric_keys = [f"{s}/{k}" for s in splits for k in self.metric_names]

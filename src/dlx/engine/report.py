@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from dlx.engine.parts.checkpoint import Checkpoint
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ def final_metrics(trainer: Loop) -> dict[str, Any]:
     metrics["epoch_time_s"] = [r["epoch_time_s"] for r in rows]
     samples = sum(r["samples_per_s"] * r["epoch_time_s"] for r in rows)
     metrics["train_samples_per_s"] = samples / max(sum(metrics["epoch_time_s"]), 1e-12)
+    metrics["num_threads"] = torch.get_num_threads()  # what the loop ran with (runtime.py)
     if trainer.startup_s is not None:
         metrics["startup_s"] = trainer.startup_s
     if trainer.compile_time_s is not None:
