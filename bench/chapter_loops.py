@@ -19,7 +19,7 @@ import time
 
 from chapter_data import LOADERS
 
-from common import SETUPS, report
+from common import SETUPS, keras_epoch_times, report
 
 
 def torch_model(model: str):
@@ -128,18 +128,7 @@ def run_keras(model: str, x, y, epochs: int, backend: str) -> tuple[list[float],
         opt = keras.optimizers.Adadelta(1.0, rho=0.95, epsilon=1e-7)
         net.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    class Times(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.times: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-            self.times.append(time.perf_counter() - self.t0)
-
-    cb = Times()
+    cb = keras_epoch_times(keras)
     bs = SETUPS[model].batch_size
     net.fit(x, y, batch_size=bs, epochs=epochs, verbose=0, callbacks=[cb])
     return cb.times, keras.__version__

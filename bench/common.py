@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +45,24 @@ def mnist_arrays(root: str) -> tuple[np.ndarray, np.ndarray]:
 
     train, _ = MNIST(root=root, download=False).read()
     return train.x.numpy(), train.y.numpy()
+
+
+def keras_epoch_times(keras: Any) -> Any:
+    """A Keras callback whose `.times` collects each epoch's wall time (keras passed in: it
+    is imported only after the caller has chosen its backend)."""
+
+    class Times(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            self.times.append(time.perf_counter() - self.t0)
+
+    return Times()
 
 
 def report(epoch_times: list[float], **extra: object) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 
 def main() -> None:
@@ -24,7 +23,7 @@ def main() -> None:
     import keras
     from keras import layers
 
-    from common import SETUPS, mnist_arrays, report
+    from common import SETUPS, keras_epoch_times, mnist_arrays, report
 
     keras.utils.set_random_seed(2017)
     xs, ys = mnist_arrays(args.root)
@@ -57,18 +56,7 @@ def main() -> None:
         opt = keras.optimizers.Adadelta(1.0, rho=0.95, epsilon=1e-7)
     model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    class Times(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.times: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
-            self.times.append(time.perf_counter() - self.t0)
-
-    cb = Times()
+    cb = keras_epoch_times(keras)
     bs = SETUPS[args.model].batch_size
     model.fit(x, ys, batch_size=bs, epochs=args.epochs, verbose=0, callbacks=[cb])
     report(cb.times, keras=keras.__version__)

@@ -25,18 +25,6 @@ EVAL_TRAINER_KEYS = (
 )  # fmt: skip
 
 
-def checkpoint_file(ckpt: str) -> Path:
-    """A checkpoint path, or a run dir: its best.pt, else last.pt."""
-    path = Path(ckpt).expanduser()
-    if path.is_dir():
-        found = [path / "checkpoints" / n for n in ("best.pt", "last.pt")]
-        found = [p for p in found if p.is_file()]
-        if not found:
-            raise ConfigError(f"ckpt={ckpt}: the folder holds no checkpoints/best.pt or last.pt")
-        return found[0]
-    return path
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -49,6 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from dlx.engine.checkpoint import load_checkpoint, load_model_state
     from dlx.engine.loop import Trainer
     from dlx.models import build_model
+    from dlx.trained import checkpoint_file
 
     t0 = time.perf_counter()
     hc = HydraConfig.get()

@@ -74,20 +74,26 @@ def metadata_file(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def _read_json(path: Path, missing: str) -> Any:
+    """A JSON file's value; DataError in one line: `missing` if there is no file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(missing) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} is not readable JSON ({err})") from None
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
     """An export's metadata (JSON: data), checked."""
     from dlx.core.preprocessing import problem
 
     meta_path = metadata_file(path)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{path} comes without its metadata {meta_path.name} (classes, preprocessing); "
-            "export it again with dlx export"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{meta_path} is not readable JSON ({err})") from None
+    meta = _read_json(
+        meta_path,
+        f"{path} comes without its metadata {meta_path.name} (classes, preprocessing); "
+        "export it again with dlx export",
+    )
     why = None if isinstance(meta, dict) else "not an object"
     why = why or problem(meta.get("data"))
     if why is None and meta.get("task") not in KINDS:
@@ -130,15 +136,11 @@ def _sklearn(run_dir: Path) -> Predictor:
     from dlx.core.preprocessing import problem
 
     meta_path = run_dir / "model.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{run_dir} holds model.npz but no model.json: not a scikit-learn run, or one "
-            "trained before dlx predict existed (retrain it with this dlx)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{meta_path} is not readable JSON ({err})") from None
+    meta = _read_json(
+        meta_path,
+        f"{run_dir} holds model.npz but no model.json: not a scikit-learn run, or one "
+        "trained before dlx predict existed (retrain it with this dlx)",
+    )
     steps = meta.get("steps") if isinstance(meta, dict) else None
     why = problem(meta.get("data")) if isinstance(meta, dict) else "not an object"
     if why is None and (
