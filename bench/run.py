@@ -92,7 +92,7 @@ def contenders(model: str, root: str, epochs: int) -> dict[str, Callable[[], lis
         # the same loop with the one process-wide setting dlx's trainer makes: this pair
         # separates the loop's own overhead from the allocator's page faults
         "minimal loop + glibc keeps freed memory": script_runner(*minimal, "--keep-freed-memory"),
-        "dlx fp32 eager": d(),
+        "dlx fp32 eager": d(*(["model.channels_last=false"] if model == "cnn" else [])),
         "dlx bf16-mixed": d("trainer.precision=bf16-mixed"),
         "dlx compile": d("trainer.compile=true"),
         "dlx bf16-mixed + compile": d("trainer.precision=bf16-mixed", "trainer.compile=true"),
@@ -101,7 +101,7 @@ def contenders(model: str, root: str, epochs: int) -> dict[str, Callable[[], lis
         runs["minimal loop channels_last"] = script_runner(
             "minimal_loop.py", "--model", model, "--channels-last", *common
         )
-        runs["dlx channels_last"] = d("model.channels_last=true")
+        runs["dlx channels_last (the CNN's default)"] = d("model.channels_last=true")
         runs["dlx bf16-mixed + channels_last"] = d(
             "trainer.precision=bf16-mixed", "model.channels_last=true"
         )
@@ -276,9 +276,9 @@ def bench_chapter(root: str, reps: int, epochs: int) -> list[str]:
             minimal_label: script_runner(*loop, "--impl", "torch"),
             "dlx fp32 eager": dlx_runner(model, data_root, epochs, *extra),
         }
-        if model == "lstm":
-            runs["dlx, model.impl=loop (the cell loop)"] = dlx_runner(
-                model, data_root, epochs, *extra, "model.impl=loop"
+        if model == "lstm":  # the default runs the C time loop (rnn_native); torch ops:
+            runs["dlx, model.impl=fused_bptt (torch ops)"] = dlx_runner(
+                model, data_root, epochs, *extra, "model.impl=fused_bptt"
             )
         if have("keras"):
             runs["Keras 3, torch backend"] = script_runner(*loop, "--impl", "keras")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,15 @@ def chosen_devices(config: pytest.Config) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--device") or os.environ.get("DLX_TEST_DEVICE"):
         chosen_devices(config)  # a bad choice stops the run here, in one line
+    if "DLX_CACHE_DIR" not in os.environ:  # in-process code too (the C LSTM's build): not ~/.cache
+        config._dlx_cache = tempfile.mkdtemp(prefix="dlx-test-cache-")  # type: ignore[attr-defined]
+        os.environ["DLX_CACHE_DIR"] = config._dlx_cache  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "_dlx_cache"):
+        shutil.rmtree(config._dlx_cache, ignore_errors=True)
+        os.environ.pop("DLX_CACHE_DIR", None)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

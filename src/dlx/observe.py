@@ -34,6 +34,7 @@ class Observer:
         self.cfg = cfg
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.loggers = build_loggers(cfg, self.run_dir)
+        self.predictions: dict[str, Any] = {}  # a split's classes, from the test pass (fit.py)
 
     def __enter__(self) -> Observer:
         return self
@@ -67,7 +68,8 @@ class Observer:
             from dlx.viz import draw_run
 
             plots = _warn_on_failure("figures", draw_run, self.cfg, self.run_dir, metrics,
-                                     model=model, data=data) or []  # fmt: skip
+                                     model=model, data=data,
+                                     predictions=self.predictions) or []  # fmt: skip
         if self.loggers:
             torch_model = model if _is_torch(model) else None
             example = None

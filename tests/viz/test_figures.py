@@ -171,3 +171,29 @@ def test_staged_run_draws_each_stage(tmp_path):
     assert png_size(run_dir / "1_a" / "plots" / "confusion_matrix.png") == (570, 470)
     assert png_size(run_dir / "2_b" / "plots" / "confusion_matrix.png") == (605, 505)
     assert json.loads((run_dir / "metrics.json").read_text())["b/num_params"] > 0
+
+
+def test_the_confusion_matrix_reuses_the_test_pass(tmp_path):
+    """The figures take the classes the final test pass predicted: the model does not run
+    over the test split a second time (6-14's LSTM spent ~4 s on that pass)."""
+    import torch
+
+    from dlx.models.mlp import MLP
+
+    calls = {"n": 0}
+
+    def count(module, args, output):
+        if isinstance(module, MLP):
+            calls["n"] += 1
+
+    hook = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        counts = {}
+        for figures in ("[learning_curves]", "[confusion_matrix]"):
+            calls["n"] = 0
+            train(tmp_path, *SMOKE, f"viz.figures={figures}", name=figures.strip("[]"))
+            counts[figures] = calls["n"]
+    finally:
+        hook.remove()
+    assert counts["[learning_curves]"] > 4  # the run did call the model
+    assert counts["[confusion_matrix]"] == counts["[learning_curves]"]

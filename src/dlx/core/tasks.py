@@ -29,6 +29,10 @@ class Task:
         """Sums over the batch of each metric in `metric_names` (float tensor, shape [k])."""
         return output.new_zeros(0)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor | None:
+        """The class ids the metrics score (None for a task without classes)."""
+        return None
+
 
 class Classification(Task):
     """Multi-class classification: cross-entropy on logits (softmax + categorical CE)."""
@@ -44,6 +48,9 @@ class Classification(Task):
     def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (output.argmax(dim=1) == target).sum(dtype=torch.float32).reshape(1)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return output.argmax(dim=1)
+
 
 class Binary(Task):
     """Two classes with one logit: sigmoid + binary cross-entropy (Keras' Dense(1, sigmoid))."""
@@ -57,8 +64,10 @@ class Binary(Task):
         return F.binary_cross_entropy_with_logits(output.float().reshape(-1), target.float())
 
     def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        hit = (output.reshape(-1) > 0).long() == target
-        return hit.sum(dtype=torch.float32).reshape(1)
+        return (self.predict(output) == target).sum(dtype=torch.float32).reshape(1)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return (output.reshape(-1) > 0).long()
 
 
 class Reconstruction(Task):
@@ -118,3 +127,6 @@ class RBMTask(Classification):
 
     def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return super().metric_sums(output[0], target)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return super().predict(output[0])

@@ -84,6 +84,7 @@ class Trainer:
         self.startup_s: float | None = None  # process start -> end of the first step
         self.compile_time_s: float | None = None
         self.extra_metrics: dict[str, Any] = {}  # what parts add to the final metrics
+        self.predictions: dict[str, Any] = {}  # a split's predicted classes (evaluate(keep=))
         self._saved: dict[str, tuple[int, int, int]] = {}
 
     def fit(
@@ -184,10 +185,18 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(
-        self, net: nn.Module, task: Task, split: AnySplit, scale: float | None, prefix: str
+        self,
+        net: nn.Module,
+        task: Task,
+        split: AnySplit,
+        scale: float | None,
+        prefix: str,
+        keep: bool = False,
     ) -> dict[str, float]:
-        """Loss and task metrics over a split, as `{prefix}/{name}`."""
+        """Loss and task metrics over a split, as `{prefix}/{name}`; `keep`: the predicted
+        classes of the whole split go to `self.predictions[prefix]` too (one process)."""
         was_training = net.training
+        labels: list[torch.Tensor] | None = [] if keep and self.dist.world == 1 else None
         net.eval()
         names = ("loss", *task.metric_names)
         sums = torch.zeros(len(names), device=self.device)
@@ -207,7 +216,15 @@ class Trainer:
             sums[0] += loss * y.shape[0]
             sums[1:] += task.metric_sums(out, target)
             seen += y.shape[0]
+            if labels is not None:
+                predicted = task.predict(out)
+                if predicted is None:  # a task without classes
+                    labels = None
+                else:
+                    labels.append(predicted)
         net.train(was_training)
+        if labels is not None and seen == len(split):  # the figures' predictions, for free
+            self.predictions[prefix] = torch.cat(labels).cpu().numpy() if labels else None
         if self.dist.world > 1:
             sums, seen = self.dist.sum_counted(sums, seen)
         values = (sums / max(seen, 1)).tolist()

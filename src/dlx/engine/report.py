@@ -23,7 +23,8 @@ def final_metrics(trainer: Loop) -> dict[str, Any]:
         metrics.update({k: v for k, v in rows[-1].items() if "/" in k})
     data = trainer.data
     if data.test is not None:
-        metrics.update(trainer.evaluate(trainer.net, trainer.task, data.test, data.scale, "test"))
+        test = trainer.evaluate(trainer.net, trainer.task, data.test, data.scale, "test", keep=True)
+        metrics.update(test)
     metrics["epochs"] = len(rows)
     metrics["epoch_time_s"] = [r["epoch_time_s"] for r in rows]
     samples = sum(r["samples_per_s"] * r["epoch_time_s"] for r in rows)

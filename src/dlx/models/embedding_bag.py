@@ -11,6 +11,7 @@ from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
+from dlx.models.layers import Dropout
 
 
 class EmbeddingBagClassifier(nn.Module):
@@ -27,7 +28,7 @@ class EmbeddingBagClassifier(nn.Module):
             raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
         super().__init__()
         self.embedding = nn.EmbeddingBag(spec.vocab_size, dim, mode="mean", padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(dim, spec.num_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,10 @@
-"""Small shared pieces: activations by name and Keras-compatible weight inits."""
+"""Small shared pieces: activations by name, Keras-compatible weight inits, and a dropout
+whose CPU mask is cheap to draw."""
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dlx.core.errors import ConfigError
@@ -50,3 +53,37 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (a subclass: same repr, same checks) with its CPU mask drawn from 4
+    elements' worth of random bits per number torch's generator makes.
+
+    Why: torch's CPU dropout draws one Bernoulli per element, serially; on this 2-core machine
+    the mask of 6-15's feature maps ([128, 32, 12, 12]) took 5-9 ms a batch, against 1.3 ms
+    here, out of a ~25 ms step. The mask comes from torch's global generator (which seeds and
+    checkpoints save), so runs still repeat and resume exactly; p is rounded to a multiple of
+    1/32768 and the kept values scaled by the rounded keep rate, so the layer stays unbiased.
+    Elsewhere (CUDA's fused dropout is fast) and in evaluation it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return F.dropout(x, self.p, self.training, self.inplace)
+        return x * keep_mask(x.shape, self.p, x.dtype)
+
+
+def keep_mask(
+    shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """A float mask of `shape`: 0 with probability p (in steps of 1/32768), else 1/(1-p)."""
+    n = 1
+    for d in shape:
+        n *= d
+    drop = min(round(p * 32768), 32768)
+    if drop == 32768:
+        return torch.zeros(shape, dtype=dtype)
+    # random_() fills an int64 with 63 random bits: as four int16, the low 15 bits of each
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]
+    keep = (bits & 0x7FFF) >= drop
+    return keep.view(shape).to(dtype).mul_(32768 / (32768 - drop))

@@ -8,8 +8,8 @@ from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
+from dlx.models.layers import Dropout, init_weights
 from dlx.models.layers import activation as make_activation
-from dlx.models.layers import init_weights
 
 
 class MLP(nn.Sequential):
@@ -40,7 +40,7 @@ class MLP(nn.Sequential):
         for h in hidden:
             layers += [nn.Linear(width, int(h)), make_activation(activation)]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = int(h)
         layers.append(nn.Linear(width, spec.num_classes))
         super().__init__(*layers)

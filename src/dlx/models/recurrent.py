@@ -8,24 +8,30 @@ Dropouts as in Keras 1, which the book used:
 - `recurrent_dropout` (Keras' `dropout_U`): on the hidden state between steps, one mask per
   sequence. cuDNN's fused LSTM cannot do this, so a value > 0 keeps the parameters of an
   `nn.LSTMCell`/`nn.GRUCell` and runs the whole sequence as one autograd node with a
-  hand-written backward (`rnn_fused`, `impl: fused_bptt`; evaluation, which draws no mask,
-  runs torch's fused kernel on the same weights); `impl: loop` is the plain loop over the
-  cell, the reference it must equal (~2x slower to train, 2.5x to evaluate on a 2-core CPU).
-  0 keeps the fused `nn.LSTM`/`nn.GRU`.
+  hand-written backward (evaluation, which draws no mask, runs torch's fused kernel on the
+  same weights). `impl`: `fused_bptt` in torch ops (`rnn_fused`); `native`, the LSTM's time
+  loop in C (`rnn_native`, ~1.5x faster a batch on a 2-core CPU; CPU float32, built on first
+  use); `auto` (default) runs `native` where it can and says once why not where it cannot;
+  `loop` is the plain loop over the cell, the reference they must equal (~2x slower to
+  train, 2.5x to evaluate). 0 keeps the fused `nn.LSTM`/`nn.GRU`.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
+from dlx.models import rnn_native
 from dlx.models.rnn_fused import fused_kernel_last, gru_sequence, lstm_sequence
 
+log = logging.getLogger("dlx")
 CELLS = {"lstm": (nn.LSTM, nn.LSTMCell), "gru": (nn.GRU, nn.GRUCell)}
 SEQUENCES = {"lstm": lstm_sequence, "gru": gru_sequence}
-IMPLS = ("fused_bptt", "loop")
+IMPLS = ("auto", "native", "fused_bptt", "loop")
 
 
 def sequence_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
@@ -44,7 +50,7 @@ class RecurrentClassifier(nn.Module):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         init: str = "keras",
-        impl: str = "fused_bptt",
+        impl: str = "auto",
     ) -> None:
         if spec.vocab_size is None:
             raise ConfigError(
@@ -56,7 +62,14 @@ class RecurrentClassifier(nn.Module):
         if init not in ("keras", "torch"):
             raise ConfigError(f"model.init={init!r} must be keras or torch")
         if impl not in IMPLS:
-            raise ConfigError(f"model.impl={impl!r} must be fused_bptt or loop")
+            raise ConfigError(f"model.impl={impl!r} must be one of {', '.join(IMPLS)}")
+        if impl == "native" and cell != "lstm":
+            raise ConfigError("model.impl=native runs the LSTM only; use auto or fused_bptt")
+        if impl == "native" and rnn_native.library()[1]:
+            raise ConfigError(
+                f"model.impl=native cannot run here: {rnn_native.library()[1]}; "
+                "model.impl=auto falls back to fused_bptt"
+            )
         for name, p in (
             ("embedding_dropout", embedding_dropout),
             ("dropout", dropout),
@@ -138,6 +151,13 @@ class RecurrentClassifier(nn.Module):
         mask = self._mask(x)
         if mask is None:  # evaluation: no mask, so the fused kernel nn.LSTM runs will do
             return fused_kernel_last(self.cell_type, x, weights)
+        if self.impl in ("auto", "native") and self.cell_type == "lstm":
+            why = rnn_native.why_not(x)
+            if why is None:
+                return rnn_native.lstm_sequence(x, *weights, mask)
+            if self.impl == "native":
+                raise ConfigError(f"model.impl=native cannot run this batch: {why}")
+            _say_once(f"model.impl=auto runs fused_bptt, not the C loop: {why}")
         return SEQUENCES[self.cell_type](x, *weights, mask)
 
     def _loop(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,3 +172,12 @@ class RecurrentClassifier(nn.Module):
             else:
                 h = self.rnn(x[:, t], h_in)
         return h
+
+
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _said:
+        _said.add(line)
+        log.info(line)

@@ -41,17 +41,17 @@ def lstm_sequence(
 ) -> Tensor:
     """The last hidden state [N, H] of an LSTM over x [N, T, E] (batch first), starting from
     zeros; `mask` [N, H] (or None) multiplies the state before every recurrent matmul."""
-    return _apply(_LSTM, x, w_ih, w_hh, b_ih, b_hh, mask)
+    return apply_sequence(_LSTM, x, w_ih, w_hh, b_ih, b_hh, mask)
 
 
 def gru_sequence(
     x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     """The last hidden state [N, H] of a GRU over x [N, T, E], as `lstm_sequence`."""
-    return _apply(_GRU, x, w_ih, w_hh, b_ih, b_hh, mask)
+    return apply_sequence(_GRU, x, w_ih, w_hh, b_ih, b_hh, mask)
 
 
-@torch._disable_dynamo  # as _apply: torch.compile leaves it eager
+@torch._disable_dynamo  # as apply_sequence: torch.compile leaves it eager
 def fused_kernel_last(cell: str, x: Tensor, weights: tuple[Tensor, ...]) -> Tensor:
     """The last hidden state with no mask, by the kernel `nn.LSTM`/`nn.GRU` run (oneDNN on a
     CPU, cuDNN on CUDA) on a cell's weights: evaluation, where no mask is drawn (here ~1.7x
@@ -66,7 +66,7 @@ def fused_kernel_last(cell: str, x: Tensor, weights: tuple[Tensor, ...]) -> Tens
 
 
 @torch._disable_dynamo  # torch.compile leaves the loop eager (tracing would unroll it)
-def _apply(fn: type[torch.autograd.Function], x: Tensor, *params: Tensor | None) -> Tensor:
+def apply_sequence(fn: type[torch.autograd.Function], x: Tensor, *params: Tensor | None) -> Tensor:
     if x.shape[1] == 0:
         raise ValueError("a recurrent layer needs at least one time step")
     if torch.is_autocast_enabled(x.device.type):
@@ -77,7 +77,7 @@ def _apply(fn: type[torch.autograd.Function], x: Tensor, *params: Tensor | None)
     return fn.apply(x, *params)
 
 
-def _no_autocast(method: Callable[..., Any]) -> Callable[..., Any]:
+def no_autocast(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a forward or backward with autocast off (its second argument gives the device):
     the buffers are float32 and autocast would turn the matmuls into bf16."""
 
@@ -91,7 +91,7 @@ def _no_autocast(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class _LSTM(torch.autograd.Function):
     @staticmethod
-    @_no_autocast
+    @no_autocast
     def forward(
         ctx: Any,
         x: Tensor,
@@ -141,7 +141,7 @@ class _LSTM(torch.autograd.Function):
         return h
 
     @staticmethod
-    @_no_autocast
+    @no_autocast
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, ...]:
         w_ih, w_hh, mask, xh, gates, cells, tanh_c = ctx.saved_tensors
         steps, n, hid = tanh_c.shape
@@ -175,24 +175,12 @@ class _LSTM(torch.autograd.Function):
             if t:
                 dc.mul_(f_s[t])
                 torch.mm(d_s[t], w_hh, out=dh)
-        need, emb = ctx.needs_input_grad, w_ih.shape[1]
-        d2 = dgates.view(steps * n, -1)
-        d_x = (d2 @ w_ih).view(steps, n, -1).transpose(0, 1) if need[0] else None
-        d_w = d2.t() @ xh.view(steps * n, -1) if need[1] or need[2] else None  # [4H, E + H]
-        d_b = d2.sum(0) if need[3] or need[4] else None
-        return (
-            d_x,
-            d_w[:, :emb] if need[1] else None,
-            d_w[:, emb:] if need[2] else None,
-            d_b if need[3] else None,
-            d_b.clone() if need[4] else None,  # not one tensor twice: .grad may be updated in place
-            None,
-        )
+        return lstm_param_grads(ctx.needs_input_grad, dgates, w_ih, xh)
 
 
 class _GRU(torch.autograd.Function):
     @staticmethod
-    @_no_autocast
+    @no_autocast
     def forward(
         ctx: Any,
         x: Tensor,
@@ -234,7 +222,7 @@ class _GRU(torch.autograd.Function):
         return h
 
     @staticmethod
-    @_no_autocast
+    @no_autocast
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, ...]:
         w_ih, w_hh, mask, xt, gi, gh, h_in = ctx.saved_tensors
         steps, n, hid = h_in.shape
@@ -279,6 +267,26 @@ class _GRU(torch.autograd.Function):
         d_b_ih = d_in2.sum(0) if need[3] else None
         d_b_hh = d_rec2.sum(0) if need[4] else None
         return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, None
+
+
+def lstm_param_grads(
+    need: tuple[bool, ...], dgates: Tensor, w_ih: Tensor, xh: Tensor
+) -> tuple[Tensor | None, ...]:
+    """The LSTM's gradients (x, w_ih, w_hh, b_ih, b_hh, mask) from the gates' pre-activation
+    gradients [T, N, 4H] and the [x_t | h_in_t] inputs [T, N, E + H], each one matmul."""
+    steps, n, emb = xh.shape[0], xh.shape[1], w_ih.shape[1]
+    d2 = dgates.reshape(steps * n, -1)
+    d_x = (d2 @ w_ih).view(steps, n, -1).transpose(0, 1) if need[0] else None
+    d_w = d2.t() @ xh.view(steps * n, -1) if need[1] or need[2] else None  # [4H, E + H]
+    d_b = d2.sum(0) if need[3] or need[4] else None
+    return (
+        d_x,
+        d_w[:, :emb] if need[1] else None,
+        d_w[:, emb:] if need[2] else None,
+        d_b if need[3] else None,
+        d_b.clone() if need[4] else None,  # not one tensor twice: .grad may be updated in place
+        None,
+    )
 
 
 def _doubled(t: Tensor, hid: int, block: int) -> Tensor:

@@ -57,13 +57,19 @@ def draw(view: Any, names: list[str] | None = None) -> tuple[list[Path], dict[st
 
 
 def draw_run(
-    cfg: Any, run_dir: Path, metrics: dict[str, Any], model: Any = None, data: Any = None
+    cfg: Any,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    model: Any = None,
+    data: Any = None,
+    predictions: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """After training, in the training process: the run's figures from what is in memory."""
+    """After training, in the training process: the run's figures from what is in memory
+    (`predictions`: a split's classes the test pass already computed)."""
     from dlx.viz.run import RunView
 
     viz = cfg.get("viz") or {}
     names = viz.get("figures")
     names = None if names is None else ([names] if isinstance(names, str) else list(names))
-    view = RunView(cfg, run_dir, metrics, model=model, data=data)
+    view = RunView(cfg, run_dir, metrics, model=model, data=data, predictions=predictions)
     return draw(view, names)[0]

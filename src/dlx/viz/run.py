@@ -44,6 +44,7 @@ class RunView:
         model: Any = None,
         data: Any = None,
         state: dict[str, Any] | None = None,
+        predictions: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -56,7 +57,7 @@ class RunView:
         self._data = data
         self._state = state  # a checkpoint's model state, built into a model on first use
         self._task: Any = None
-        self._predictions: dict[str, np.ndarray] = {}
+        self._predictions: dict[str, np.ndarray] = dict(predictions or {})
 
     # -- from a run dir ------------------------------------------------------------------
 

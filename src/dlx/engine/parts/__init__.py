@@ -63,7 +63,13 @@ class Loop(Protocol):
     def checkpoint_path(self, name: str = "last.pt") -> Path | None: ...
 
     def evaluate(
-        self, net: nn.Module, task: Task, split: AnySplit, scale: float | None, prefix: str
+        self,
+        net: nn.Module,
+        task: Task,
+        split: AnySplit,
+        scale: float | None,
+        prefix: str,
+        keep: bool = False,
     ) -> dict[str, float]: ...
 
 
