@@ -132,6 +132,9 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
       "+hydra.sweeper.sampler.command='touch PWNED'"], {}, "hydra.sweeper.sampler._target_"),
     (["experiment=env_set"], {}, "hydra.job.env_set"),
     (["+hydra.job.env_set.DLX_ALLOW_TARGETS='*'"], {}, "hydra.job.env_set.DLX_ALLOW_TARGETS"),
+    # The C compiler dlx runs to build its LSTM loop (models/rnn_native.py) is the user's.
+    (["model=lstm", "dataset=imdb", "model.recurrent_dropout=0.2",
+      "+hydra.job.env_set.CC={files}/evil-cc"], {}, "hydra.job.env_set.CC"),
     # Interpolations that hide a target until the config is resolved.
     (["experiment=oc_create"], {}, "it is torch.serialization.load"),
     (["experiment=escaped"], {}, "resolves to another interpolation"),
@@ -169,6 +172,9 @@ def files(tmp_path_factory) -> Path:
     for name, text in EXPERIMENTS.items():
         body = textwrap.dedent(text).replace("{files}", str(d))
         (conf / f"{name}.yaml").write_text(body)
+    evil_cc = d / "evil-cc"  # a "compiler" that would leave PWNED if dlx ran it
+    evil_cc.write_text(f"#!/bin/sh\ntouch {d / 'PWNED'}\nexit 1\n")
+    evil_cc.chmod(0o755)
     return d
 
 
