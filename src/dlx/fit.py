@@ -73,7 +73,7 @@ def train_torch(
     with precomputed(model, data, trainer.device) as fit_data:  # frozen input layers, once
         metrics = trainer.fit(model, optimizer, task, fit_data, schedule=schedule)
     if observer is not None:  # the test pass's classes: the figures need not predict again
-        observer.predictions = {k: v for k, v in trainer.predictions.items() if v is not None}
+        observer.predictions = trainer.predictions
     return metrics
 
 

@@ -29,8 +29,9 @@ from dlx.core.errors import Interrupted
 from dlx.core.schemas import TrainerConfig
 from dlx.core.tasks import Task
 from dlx.engine import faults
-from dlx.engine.batches import eval_batches, make_batches
+from dlx.engine.batches import make_batches
 from dlx.engine.checkpoint import save_checkpoint
+from dlx.engine.evaluation import evaluate
 from dlx.engine.group import DONE, AgreedStop, beat, check_group, current, wrap
 from dlx.engine.parts import Part, Parts
 from dlx.engine.parts.builtin import builtin_parts
@@ -183,7 +184,6 @@ class Trainer:
         state.rows.append(row)
         return row
 
-    @torch.inference_mode()
     def evaluate(
         self,
         net: nn.Module,
@@ -193,42 +193,8 @@ class Trainer:
         prefix: str,
         keep: bool = False,
     ) -> dict[str, float]:
-        """Loss and task metrics over a split, as `{prefix}/{name}`; `keep`: the predicted
-        classes of the whole split go to `self.predictions[prefix]` too (one process)."""
-        was_training = net.training
-        labels: list[torch.Tensor] | None = [] if keep and self.dist.world == 1 else None
-        net.eval()
-        names = ("loss", *task.metric_names)
-        sums = torch.zeros(len(names), device=self.device)
-        seen = 0
-        batches = eval_batches(
-            split, scale, self.cfg.eval_batch_size or self.cfg.batch_size, self.device,
-            self.dist, self.cfg.limit_eval_batches, self.cfg.num_workers,
-        )  # fmt: skip
-        for x, y in batches:
-            beat()
-            if faults.ENABLED:
-                faults.reach("eval")
-            x, target = task.prepare(x, y)
-            with self.autocast:
-                out = net(x)
-                loss = task.loss(out, target)
-            sums[0] += loss * y.shape[0]
-            sums[1:] += task.metric_sums(out, target)
-            seen += y.shape[0]
-            if labels is not None:
-                predicted = task.predict(out)
-                if predicted is None:  # a task without classes
-                    labels = None
-                else:
-                    labels.append(predicted)
-        net.train(was_training)
-        if labels is not None and seen == len(split):  # the figures' predictions, for free
-            self.predictions[prefix] = torch.cat(labels).cpu().numpy() if labels else None
-        if self.dist.world > 1:
-            sums, seen = self.dist.sum_counted(sums, seen)
-        values = (sums / max(seen, 1)).tolist()
-        return {f"{prefix}/{k}": v for k, v in zip(names, values, strict=True)}
+        """Loss and task metrics over a split (engine/evaluation.py)."""
+        return evaluate(self, net, task, split, scale, prefix, keep)
 
     # -- around the loop ------------------------------------------------------------------------
 

@@ -11,16 +11,14 @@ loop over `nn.LSTMCell` records a dozen autograd nodes a step, 80 steps a batch 
   for all steps at once before the loop, and each weight gradient is one matmul after it
   (a sum over steps and samples at once: [G*H, T*N] @ [T*N, H]).
 
-The math and parameters are torch's cells' (gates stacked i, f, g, o for the LSTM; r, z, n
-for the GRU), and the cell sees the masked state, as in the loop `cell(x_t, h * mask)`: for
-the GRU that masked h is both the one in the recurrent matmul and the one in `z * h`.
-The initial state is zero; the functions return the last hidden state [N, H].
-tanh is computed as 2 sigmoid(2a) - 1 (torch's CPU tanh costs ~3 sigmoids): the same
-values to rounding (~1e-7 in float32, ~1e-16 in float64).
+The math and parameters are torch's cells' (gates i, f, g, o for the LSTM; r, z, n for the
+GRU); the cell sees the masked state, as in the loop `cell(x_t, h * mask)` (for the GRU both
+in the recurrent matmul and in `z * h`). The initial state is zero; the functions return the
+last hidden state [N, H]. tanh is 2 sigmoid(2a) - 1 (torch's CPU tanh costs ~3 sigmoids):
+the same values to rounding. `rnn_native` runs the LSTM's time loop in C on a CPU.
 
-Under autocast (bf16/fp16) the sequence runs in float32 and returns float32: a hand-written
-recurrence has no per-op autocast rules, and 80 steps of a bf16 state would lose the small
-gradients.
+Under autocast the sequence runs in float32 and returns float32: a hand-written recurrence
+has no per-op autocast rules, and 80 steps of a bf16 state would lose the small gradients.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ class Loop(Protocol):
     boundary: bool  # whether the last step ended with an optimizer step
     stop: Any  # the stop request (a signal) while fit runs
     extra_metrics: dict[str, Any]  # what parts add to the final metrics
+    predictions: dict[str, Any]  # a split's predicted classes (evaluate(keep=True))
+    autocast: Any  # the precision's context manager, around each forward
     startup_s: float | None
     compile_time_s: float | None
 
