@@ -281,6 +281,12 @@ def main() -> None:
         if not wanted
         or any(item.experiment == w or item.experiment.startswith(w + "_") for w in wanted)
     ]
+    taken = sorted(i.experiment for i in selected if (out / i.experiment).exists())
+    if taken and not args.reuse:  # each would fail, and the doc would be rewritten empty
+        sys.exit(
+            f"error: {out} holds runs of {', '.join(dict.fromkeys(taken))} already; give a new "
+            "--out, or --reuse to keep the finished ones"
+        )
     import torch
 
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

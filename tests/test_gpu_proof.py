@@ -91,3 +91,19 @@ def test_reproduce_passes_overrides_to_every_run(tmp_path):
         "| 6-16 | Q-learning, 6-state maze | `greedy_path` | [2, 3, 1, 5] | [2, 3, 1, 5] |" in text
     )
     assert re.search(r"^total wall time: [\d.]+ s for 1 experiments?$", out.stdout, re.M)
+
+
+def test_reproduce_into_a_folder_of_earlier_runs_is_one_line_and_keeps_the_doc(tmp_path):
+    """Each listing would refuse the taken sweep dir and the doc would be rewritten empty."""
+    (tmp_path / "runs" / "6_16_qlearning_maze" / "0").mkdir(parents=True)
+    doc = tmp_path / "R.md"
+    doc.write_text("the table of an earlier run\n")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--seeds", "1", "--only",
+         "6_16", "--out", str(tmp_path / "runs"), "--doc", str(doc)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode != 0 and out.stdout == ""
+    assert out.stderr.strip().count("\n") == 0 and "6_16_qlearning_maze" in out.stderr
+    assert "--reuse" in out.stderr and "Traceback" not in out.stderr
+    assert doc.read_text() == "the table of an earlier run\n"

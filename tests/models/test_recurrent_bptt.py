@@ -9,8 +9,8 @@ from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
-from dlx.models.recurrent import RecurrentClassifier
-from dlx.models.rnn_fused import fused_kernel_last, gru_sequence, lstm_sequence
+from dlx.models.recurrent import RecurrentClassifier, fused_kernel_last
+from dlx.models.rnn_fused import gru_sequence, lstm_sequence
 
 CELLS = {"lstm": (nn.LSTMCell, lstm_sequence), "gru": (nn.GRUCell, gru_sequence)}
 SMALL = Spec((10,), 2, vocab_size=50)

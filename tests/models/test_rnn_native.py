@@ -22,8 +22,8 @@ from dlx.models.recurrent import RecurrentClassifier
 from ..conftest import run_dlx
 from ..data.formats import write_aclimdb
 
-AVAILABLE = rnn_native.library()[1] is None
-needs_native = pytest.mark.skipif(not AVAILABLE, reason=f"no C LSTM here: {rnn_native.library()[1]}")
+WHY_NOT = rnn_native.library()[1]
+needs_native = pytest.mark.skipif(WHY_NOT is not None, reason=f"no C LSTM here: {WHY_NOT}")
 SMALL = Spec((10,), 2, vocab_size=50)
 DROPS = {"embedding_dropout": 0.2, "dropout": 0.2, "recurrent_dropout": 0.2}
 

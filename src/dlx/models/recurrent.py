@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch import nn
+from torch import _VF, nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
 from dlx.models import rnn_native
-from dlx.models.rnn_fused import fused_kernel_last, gru_sequence, lstm_sequence
+from dlx.models.rnn_fused import gru_sequence, lstm_sequence
 
 log = logging.getLogger("dlx")
 CELLS = {"lstm": (nn.LSTM, nn.LSTMCell), "gru": (nn.GRU, nn.GRUCell)}
@@ -37,6 +37,22 @@ IMPLS = ("auto", "native", "fused_bptt", "loop")
 def sequence_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
     """A dropout mask (scaled by 1/(1-p)) to broadcast over the time axis."""
     return torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(1 - p) / (1 - p)
+
+
+@torch._disable_dynamo  # as rnn_fused.apply_sequence: torch.compile leaves it eager
+def fused_kernel_last(
+    cell: str, x: torch.Tensor, weights: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """The last hidden state with no mask, by the kernel `nn.LSTM`/`nn.GRU` run (oneDNN on a
+    CPU, cuDNN on CUDA) on a cell's weights: evaluation, where no mask is drawn (here ~1.7x
+    faster than `lstm_sequence`'s forward for the LSTM, as fast for the GRU)."""
+    h0 = x.new_zeros(1, x.shape[0], weights[1].shape[1])
+    # (input, h0, weights, has_biases, layers, dropout, train, bidirectional, batch_first)
+    if cell == "lstm":
+        out = _VF.lstm(x, (h0, h0), weights, True, 1, 0.0, False, False, True)
+    else:
+        out = _VF.gru(x, h0, weights, True, 1, 0.0, False, False, True)
+    return out[0][:, -1]
 
 
 class RecurrentClassifier(nn.Module):

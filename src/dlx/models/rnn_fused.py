@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import _VF
 
 Tensor = torch.Tensor
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -47,20 +46,6 @@ def gru_sequence(
 ) -> Tensor:
     """The last hidden state [N, H] of a GRU over x [N, T, E], as `lstm_sequence`."""
     return apply_sequence(_GRU, x, w_ih, w_hh, b_ih, b_hh, mask)
-
-
-@torch._disable_dynamo  # as apply_sequence: torch.compile leaves it eager
-def fused_kernel_last(cell: str, x: Tensor, weights: tuple[Tensor, ...]) -> Tensor:
-    """The last hidden state with no mask, by the kernel `nn.LSTM`/`nn.GRU` run (oneDNN on a
-    CPU, cuDNN on CUDA) on a cell's weights: evaluation, where no mask is drawn (here ~1.7x
-    faster than `lstm_sequence`'s forward for the LSTM, as fast for the GRU)."""
-    h0 = x.new_zeros(1, x.shape[0], weights[1].shape[1])
-    # (input, h0, weights, has_biases, layers, dropout, train, bidirectional, batch_first)
-    if cell == "lstm":
-        out = _VF.lstm(x, (h0, h0), weights, True, 1, 0.0, False, False, True)
-    else:
-        out = _VF.gru(x, h0, weights, True, 1, 0.0, False, False, True)
-    return out[0][:, -1]
 
 
 @torch._disable_dynamo  # torch.compile leaves the loop eager (tracing would unroll it)
@@ -99,24 +84,12 @@ class _LSTM(torch.autograd.Function):
         b_hh: Tensor,
         mask: Tensor | None,
     ) -> Tensor:
-        n, steps, emb = x.shape
+        _, steps, emb = x.shape
         hid = w_hh.shape[1]
-        # [x_t | h_in_t] side by side, time-major, so that backward gets both weight gradients
-        # from one matmul; h_in_t is what step t's recurrent matmul reads: h_{t-1} * mask
-        xh = x.new_empty(steps, n, emb + hid)
-        xh[..., :emb] = x.transpose(0, 1)
-        xh[0, :, emb:] = 0
-        # pre-activations of all steps, biases included, become the activated gates in place
-        gates = torch.addmm(
-            _doubled(b_ih + b_hh, hid, 2),
-            xh.view(steps * n, -1)[:, :emb],
-            _doubled(w_ih, hid, 2).t(),
-        ).view(steps, n, 4 * hid)
+        # g's rows doubled, and cells[t] = 2 c_{t-1}: tanh(a) = 2 sigmoid(2a) - 1
+        bias, w_ih2 = _doubled(b_ih + b_hh, hid, 2), _doubled(w_ih, hid, 2)
+        xh, gates, cells, tanh_c, h = lstm_buffers(x, w_ih2, bias, hid)
         w_hh_t = _doubled(w_hh, hid, 2).t()
-        cells = x.new_empty(steps + 1, n, hid)  # cells[t] = 2 c_{t-1}: tanh(c) = 2 sigmoid(2c) - 1
-        cells[0] = 0
-        tanh_c = x.new_empty(steps, n, hid)
-        h = x.new_empty(n, hid)
         minus_one = x.new_full((), -1.0)
         # per-step views made once, in C++, rather than sliced in the loop
         a_s, (i_s, f_s, g_s, o_s) = gates.unbind(0), _steps(gates, hid, 1, 1, 1, 1)
@@ -265,6 +238,22 @@ class _GRU(torch.autograd.Function):
         d_b_ih = d_in2.sum(0) if need[3] else None
         d_b_hh = d_rec2.sum(0) if need[4] else None
         return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, None
+
+
+def lstm_buffers(x: Tensor, w_ih: Tensor, bias: Tensor, hid: int) -> tuple[Tensor, ...]:
+    """A whole-sequence LSTM's time-major buffers: xh, [x_t | h_in_t] side by side (backward
+    gets both weight gradients from one matmul; h_in_t, what step t's recurrent matmul reads,
+    is h_{t-1} * mask, and h_in_0 = 0); the gates' pre-activations of all steps, biases
+    included (one matmul; the loop activates them in place); cells [T+1] (cells[0] = 0);
+    tanh(c) [T]; the last state."""
+    n, steps, emb = x.shape
+    xh = x.new_empty(steps, n, emb + hid)
+    xh[..., :emb] = x.transpose(0, 1)
+    xh[0, :, emb:] = 0
+    gates = torch.addmm(bias, xh.view(steps * n, -1)[:, :emb], w_ih.t()).view(steps, n, -1)
+    cells = x.new_empty(steps + 1, n, hid)
+    cells[0] = 0
+    return xh, gates, cells, x.new_empty(steps, n, hid), x.new_empty(n, hid)
 
 
 def lstm_param_grads(

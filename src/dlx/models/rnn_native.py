@@ -31,7 +31,13 @@ from typing import Any
 
 import torch
 
-from dlx.models.rnn_fused import LOW_PRECISION, apply_sequence, lstm_param_grads, no_autocast
+from dlx.models.rnn_fused import (
+    LOW_PRECISION,
+    apply_sequence,
+    lstm_buffers,
+    lstm_param_grads,
+    no_autocast,
+)
 
 Tensor = torch.Tensor
 log = logging.getLogger("dlx")
@@ -166,14 +172,7 @@ class _NativeLSTM(torch.autograd.Function):
         lib = library()[0]
         n, steps, emb = x.shape
         hid = w_hh.shape[1]
-        # [x_t | h_in_t] side by side, time-major: backward's weight gradients in one matmul
-        xh = x.new_empty(steps, n, emb + hid)
-        xh[..., :emb] = x.transpose(0, 1)
-        xh[0, :, emb:] = 0
-        gates = torch.addmm(b_ih + b_hh, xh.view(steps * n, -1)[:, :emb], w_ih.t())  # [T*N, 4H]
-        cells = x.new_empty(steps + 1, n, hid)
-        cells[0] = 0
-        tanh_c, h = x.new_empty(steps, n, hid), x.new_empty(n, hid)
+        xh, gates, cells, tanh_c, h = lstm_buffers(x, w_ih, b_ih + b_hh, hid)
         w_hh = w_hh.contiguous()
         mask = None if mask is None else mask.contiguous()
         lib.dlx_lstm_fwd(torch.get_num_threads(), steps, n, hid, _ptr(gates), _ptr(w_hh),
