@@ -76,17 +76,13 @@ def precomputed(model: nn.Module, data: Data, device: torch.device) -> Iterator[
         model.skip = 0  # type: ignore[assignment]
 
 
+@torch.no_grad()
 def _through(prefix: nn.Module, split: Split, scale: float | None, device: torch.device) -> Split:
-    was_training = prefix.training
-    prefix.eval()  # passive layers: the same output in both modes
-    try:
-        with torch.no_grad():
-            parts = [
-                prefix(to_input(split.x[i : i + CHUNK].to(device), scale))
-                for i in range(0, len(split), CHUNK)
-            ]
-    finally:
-        prefix.train(was_training)
+    # passive layers: the same output in training and evaluation mode, so the mode is left be
+    parts = [
+        prefix(to_input(split.x[i : i + CHUNK].to(device), scale))
+        for i in range(0, len(split), CHUNK)
+    ]
     return Split(torch.cat(parts), split.y.to(device))
 
 

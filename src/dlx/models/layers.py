@@ -3,6 +3,8 @@ whose CPU mask is cheap to draw."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,9 +79,7 @@ def keep_mask(
     shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """A float mask of `shape`: 0 with probability p (in steps of 1/32768), else 1/(1-p)."""
-    n = 1
-    for d in shape:
-        n *= d
+    n = math.prod(shape)
     drop = min(round(p * 32768), 32768)
     if drop == 32768:
         return torch.zeros(shape, dtype=dtype)

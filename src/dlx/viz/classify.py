@@ -161,11 +161,9 @@ def decision_regions(run: Any) -> Any:
 def _torch_labeller(run: Any) -> Any:
     import torch
 
-    from dlx.viz.run import labels_from_output
-
     def classify(points: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(points).to(run.device)
-        return labels_from_output(run.forward(x)).cpu().numpy()
+        return run.task.predict(run.forward(x)).cpu().numpy()
 
     return classify
 

@@ -231,7 +231,7 @@ class RunView:
             trainer = self.cfg.get("trainer") or {}
             batch = int(trainer.get("eval_batch_size") or trainer.get("batch_size") or 1024)
             parts = [
-                labels_from_output(self.forward(self.inputs(split, batch, i))).cpu()
+                self.task.predict(self.forward(self.inputs(split, batch, i))).cpu()
                 for i in range(0, len(split), batch)
             ]
             labels = np.concatenate([p.numpy() for p in parts]) if parts else np.zeros(0, int)
@@ -255,16 +255,6 @@ def viz_options(cfg: Any) -> dict[str, int]:
     defaults = VizConfig()
     keys = ("samples", "feature_map_inputs", "max_filters", "max_conv_layers", "dpi")
     return {k: int(viz.get(k) or getattr(defaults, k)) for k in keys}
-
-
-def labels_from_output(out: Any) -> Any:
-    """A model's output -> class ids, as the tasks score them: the first element of a tuple
-    (an RBM's logits), a single logit > 0 (binary, perceptron), else the argmax."""
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.ndim == 1 or out.shape[-1] == 1:
-        return (out.reshape(-1) > 0).long()
-    return out.argmax(dim=1)
 
 
 def checkpoint_path(run_dir: Path, ckpt: str = "last") -> Path | None:
