@@ -19,7 +19,7 @@ from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
-from dlx.models.layers import Dropout, init_weights
+from dlx.models.layers import Dropout, Flatten, init_weights
 from dlx.models.layers import activation as make_activation
 
 
@@ -58,7 +58,7 @@ class CNN(nn.Module):
             layers.append(nn.MaxPool2d(pool))
         if conv_dropout:
             layers.append(Dropout(conv_dropout))
-        layers.append(nn.Flatten())
+        layers.append(Flatten())
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
             try:

@@ -1,5 +1,5 @@
-"""Small shared pieces: activations by name, Keras-compatible weight inits, and a dropout
-whose CPU mask is cheap to draw."""
+"""Small shared pieces: activations by name, Keras-compatible weight inits, a dropout whose
+CPU mask is cheap to draw, and a flatten whose gradient keeps the channels-last layout."""
 
 from __future__ import annotations
 
@@ -87,3 +87,39 @@ def keep_mask(
     bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]
     keep = (bits & 0x7FFF) >= drop
     return keep.view(shape).to(dtype).mul_(32768 / (32768 - drop))
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten (a subclass: same repr, same values) whose gradient comes back in the
+    input's layout when that is channels-last.
+
+    Why: flattening a channels-last feature map copies it into NCHW order (the order the
+    dense weights expect), and that copy's backward hands the layer below an NCHW gradient;
+    dropout and pooling below then mix layouts (max-pooling's backward copied its whole
+    input). Training steps, A/B in one process: 6-15's 39.8 against 41.6 ms, 6-12's 34.7
+    against 35.7 ms; the same parameters to the bit after training (test).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dim() == 4
+            and self.start_dim == 1
+            and self.end_dim == -1
+            and x.requires_grad
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return _FlattenChannelsLast.apply(x)
+        return super().forward(x)
+
+
+class _FlattenChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape  # type: ignore[attr-defined]
+        return x.flatten(1)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        shape = ctx.shape  # type: ignore[attr-defined]
+        return grad.reshape(shape).contiguous(memory_format=torch.channels_last)
