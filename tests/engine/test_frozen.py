@@ -28,6 +28,9 @@ def test_only_frozen_passive_layers_at_the_input_count():
     model.features.insert(1, nn.BatchNorm2d(5))  # its output depends on the mode and batch
     assert frozen.frozen_layers(model) == 1
     assert frozen.frozen_layers(nn.Sequential(nn.Linear(2, 2))) == 0  # takes no `skip`
+    no_dropout = CNN(Spec((1, 12, 12), 10), conv_dropout=0)
+    freeze(no_dropout, ["features"])
+    assert frozen.frozen_layers(no_dropout) == 6  # dlx's Flatten (a subclass) included
 
 
 def test_a_frozen_stage_trains_as_before_with_one_pass_through_its_convolutions(

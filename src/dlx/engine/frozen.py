@@ -29,7 +29,8 @@ from dlx.core.data import Data, Split, to_input
 log = logging.getLogger("dlx")
 MAX_BYTES = 4 << 30
 CHUNK = 1024
-# Layers whose output is a function of their input and weights alone, in either mode.
+# Layers whose output is a function of their input and weights alone, in either mode (and
+# their subclasses, which keep that contract: dlx's Flatten is one).
 PASSIVE = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Identity, nn.Flatten,
     nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Softplus,
@@ -45,7 +46,7 @@ def frozen_layers(model: nn.Module) -> int:
         return 0
     count = 0
     for layer in features:
-        if type(layer) not in PASSIVE or any(p.requires_grad for p in layer.parameters()):
+        if not isinstance(layer, PASSIVE) or any(p.requires_grad for p in layer.parameters()):
             break
         count += 1
     return count
