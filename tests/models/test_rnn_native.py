@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,22 @@ def test_the_build_is_cached_and_leaves_no_temp_files(tmp_path, monkeypatch):
     assert rnn_native._built() == first and first.stat().st_mtime_ns == mtime  # not rebuilt
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]
     assert first.stat().st_mode & 0o022 == 0 and first.parent.stat().st_mode & 0o077 == 0
+
+
+@needs_native
+def test_a_build_killed_midway_leaves_nothing_behind_the_next_build(tmp_path, monkeypatch):
+    """SIGKILL skips a temp folder's clean-up; the next build removes such leftovers, but not
+    a fresh one (another process may be building into it)."""
+    monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path))
+    folder = rnn_native.cache_dir()
+    folder.mkdir(mode=0o700)
+    old, fresh = folder / "build-killed", folder / "build-running"
+    for d in (old, fresh):
+        d.mkdir()
+        (d / "rnn-x.so").write_bytes(b"half")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    built = rnn_native._built()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([built.name, fresh.name])
 
 
 @needs_native

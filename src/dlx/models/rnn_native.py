@@ -26,6 +26,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ log = logging.getLogger("dlx")
 SOURCE = Path(__file__).with_name("rnn_native.c")
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fopenmp")
 _P, _I, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
+TEMP = "build-"  # a build's temp folder in the cache, renamed into place when done
+BUILD_TIMEOUT_S = 120
 
 
 def why_not(x: Tensor) -> str | None:
@@ -112,10 +115,13 @@ def _built() -> Path:
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         _check_private(folder)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        _sweep(folder)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=TEMP) as tmp:
             out = Path(tmp) / target.name
             cmd = [compiler, *FLAGS, str(SOURCE), "-o", str(out)]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+            )
             if done.returncode != 0:
                 first = (done.stderr.strip().splitlines() or ["no output"])[0]
                 raise RuntimeError(f"{compiler} could not build it ({first[:200]})")
@@ -124,6 +130,18 @@ def _built() -> Path:
     _check_private(folder)
     _check_private(target)
     return target
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temp folders of builds killed mid-way (SIGKILL skips their clean-up); one
+    younger than a build's time limit may be another process's build in progress."""
+    cutoff = time.time() - 2 * BUILD_TIMEOUT_S
+    for old in folder.glob(f"{TEMP}*"):
+        try:
+            if old.is_dir() and not old.is_symlink() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile: another process swept it
+            pass
 
 
 def library_path(compiler: str) -> Path:
