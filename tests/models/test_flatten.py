@@ -35,10 +35,13 @@ def test_values_and_gradient_are_nn_flattens_in_the_inputs_layout():
 
 
 def test_other_inputs_take_nn_flattens_path():
-    x = torch.randn(4, 3, 5, 6, requires_grad=True)  # NCHW
-    Flatten()(x).sum().backward()
-    assert x.grad is not None and x.grad.is_contiguous()
-    assert Flatten(0, 1)(torch.randn(2, 3, 4)).shape == (6, 4)
+    w = torch.randn(4, 90)
+    nchw = torch.randn(4, 3, 5, 6)
+    out, grad = grad_through(Flatten(), nchw, w)
+    assert torch.equal(out, nchw.flatten(1)) and grad.is_contiguous()
+    # other dims on a channels-last map: nn.Flatten's own, not the (N, -1) path
+    x = torch.randn(4, 3, 5, 6).contiguous(memory_format=torch.channels_last)
+    assert Flatten(2)(x.requires_grad_()).shape == (4, 3, 30)
 
 
 def test_a_cnn_trains_to_the_same_bits_as_with_nn_flatten():
