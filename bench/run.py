@@ -9,8 +9,11 @@ loading, and the MLP's achieved GFLOP/s against the machine's matmul peak.
 
     DLX_DATA_DIR=../shared/data python bench/run.py            # everything, ~20 min here
     python bench/run.py --only mlp --reps 5                    # one section
+    python bench/run.py --only chapter --listings lstm --reps 3  # one of the chapter's
 
-Writes the tables to bench/RESULTS.md (or --out) and prints them.
+Writes the tables to bench/RESULTS.md (or --out) and prints them; a section re-measured
+alone replaces just its own, under a line naming the sitting's CPU and fp32 peak (this VM's
+host CPU changes from one day to the next).
 """
 
 from __future__ import annotations
@@ -261,15 +264,19 @@ CHAPTER = {  # listing -> (dlx overrides, the minimal loop's label)
 }
 
 
-def bench_chapter(root: str, reps: int, epochs: int) -> list[str]:
+def bench_chapter(
+    root: str, reps: int, epochs: int, peak: float | None, models: list[str]
+) -> dict[str, list[str]]:
     """The slow listings, each next to a minimal loop and Keras 3 on both backends, full
-    epochs on the real data (the first epoch of a run dropped as a warm-up)."""
+    epochs on the real data (the first epoch of a run dropped as a warm-up): a section each,
+    so that one listing can be re-measured (--listings) without the others."""
     sys.path.insert(0, str(REPO / "scripts"))
     from reproduce import cifar_root  # builds CIFAR-10 batches from the shared JPEG copy
 
     cache = Path(os.environ.get("DLX_CACHE_DIR", Path.home() / ".cache" / "dlx"))
-    rows: list[str] = []
-    for model, (extra, minimal_label) in CHAPTER.items():
+    sections: dict[str, list[str]] = {}
+    for model in models:
+        extra, minimal_label = CHAPTER[model]
         data_root = str(cifar_root(Path(root), cache)) if model == "cnn_cifar" else root
         loop = ("chapter_loops.py", "--root", root, "--model", model, "--epochs", str(epochs))
         runs: dict[str, Callable[[], list[float]]] = {
@@ -300,7 +307,7 @@ def bench_chapter(root: str, reps: int, epochs: int) -> list[str]:
                     f"  {model} rep {rep + 1}/{reps}  {label:44s} {v if v is None else round(v, 2)}"
                 )
         s = SETUPS[model]
-        rows += [
+        rows = [
             f"### {s.experiment} (batch {s.batch_size}, full epochs)",
             "",
             "| contender | s/epoch, median (min–max) | ratio to dlx |",
@@ -312,7 +319,24 @@ def bench_chapter(root: str, reps: int, epochs: int) -> list[str]:
             cell = spread(ok) if ok else "failed"
             rows.append(f"| {label} | {cell} | {pair_ratios(vs, ref)} |")
         rows.append("")
-    return rows
+        if model == "lstm" and peak:
+            rows += [lstm_floor(peak), ""]
+        sections[f"chapter_{model}"] = rows
+    return sections
+
+
+def lstm_floor(fp32_gflops: float) -> str:
+    """What the LSTM epoch's matmuls alone take at this sitting's measured peak: each of the
+    six products (input and recurrent projections, forward; their input and weight gradients,
+    backward) is 2*N*T*128*512 FLOP a batch."""
+    batches = -(-25_000 // 32)
+    tflop = 6 * 2 * 32 * 80 * 128 * 512 * batches / 1e12
+    floor = tflop * 1e3 / fp32_gflops
+    return (
+        f"The epoch's matmuls alone are {tflop:.2f} TFLOP: {floor:.1f} s at this sitting's "
+        f"fp32 peak ({fp32_gflops:.0f} GFLOP/s, `bench/peak.py`); the rest of a step is the "
+        "gates' element-wise work, the embedding's gradient and Adam over its 2.56M rows."
+    )
 
 
 def bench_threads(root: str, reps: int) -> list[str]:
@@ -419,14 +443,18 @@ def bench_peak() -> tuple[list[str], dict]:
     ], res
 
 
-def machine() -> list[str]:
-    cpu = "?"
+def cpu_model() -> str:
     with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
+        return next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
+    return "?"
+
+
+def machine() -> list[str]:
+    cpu = cpu_model()
     versions = {}
     for mod in ("torch", "sklearn", "keras", "jax", "dlx"):
         if have(mod):
@@ -481,11 +509,18 @@ def main() -> None:
         default=",".join(SECTIONS),
         help="comma-separated sections; with some of them, only those are replaced in --out",
     )
+    p.add_argument(
+        "--listings",
+        default=",".join(CHAPTER),
+        help="with the chapter section: which of its listings to run",
+    )
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = p.parse_args()
-    only = args.only.split(",")
+    only, listings = args.only.split(","), args.listings.split(",")
     if unknown := set(only) - set(SECTIONS):
         sys.exit(f"error: unknown section(s) {', '.join(sorted(unknown))}; one of {SECTIONS}")
+    if unknown := set(listings) - set(CHAPTER):
+        sys.exit(f"error: unknown listing(s) {', '.join(sorted(unknown))}; one of {tuple(CHAPTER)}")
     needs_data = {"mlp", "cnn", "data"} & set(only)
     if needs_data and not Path(args.root, "MNIST", "raw").is_dir():
         sys.exit(f"error: no MNIST under {args.root}/MNIST/raw; set DLX_DATA_DIR or --root")
@@ -493,13 +528,16 @@ def main() -> None:
     t0 = time.perf_counter()
     cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
     sections: dict[str, list[str]] = {}
+    peak_lines, peak = bench_peak()  # every sitting: its notes name the peak it ran at
     if "peak" in only:
-        sections["peak"] = bench_peak()[0]
+        sections["peak"] = peak_lines
     for model in ("mlp", "cnn"):
         if model in only:
             sections[model] = bench_model(model, root, args.reps, args.epochs)
     if "chapter" in only:
-        sections["chapter"] = bench_chapter(root, args.reps, max(args.epochs, 2))
+        sections |= bench_chapter(
+            root, args.reps, max(args.epochs, 2), peak["fp32_gflops"], listings
+        )
     if "stream" in only:
         jpeg = Path(args.root, "cifar10", "cifar10-jpeg.tar.gz")
         if jpeg.is_file():
@@ -513,8 +551,13 @@ def main() -> None:
     took = time.perf_counter() - t0
     out = Path(args.out)
     text: str | None = None
-    if set(only) != set(SECTIONS) and out.exists():
-        note = f"Re-measured {datetime.date.today()} alone: `{cmd}` ({took:.0f} s)."
+    partial = set(only) != set(SECTIONS) or set(listings) != set(CHAPTER)
+    if partial and out.exists():
+        # this VM's host CPU changes between sittings (an Intel Xeon, an AMD EPYC): say which
+        note = (
+            f"Re-measured {datetime.date.today()} alone on {cpu_model()} (fp32 peak "
+            f"{peak['fp32_gflops']:.0f} GFLOP/s): `{cmd}` ({took:.0f} s)."
+        )
         text = splice(out.read_text(), sections, note)
     if text is None:
         lines = ["# dlx benchmark", "", *machine()]
