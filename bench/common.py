@@ -28,13 +28,16 @@ class Setup:
 # MLP per sample: forward 2*(784*784 + 784*10), weight gradients the same again, the input
 # gradient of the second layer 2*784*10 (the first layer's is not needed).
 _MLP_FLOP = 2 * (784 * 784 + 784 * 10) * 2 + 2 * 784 * 10
+# LSTM per review (80 steps, embedding and hidden 128, 4 gates): six products of 2*80*128*512
+# FLOP (input and recurrent projections; their input and weight gradients), the head aside.
+_LSTM_FLOP = 6 * 2 * 80 * 128 * 512
 SETUPS = {
     "mlp": Setup("book/6_9_mlp_mnist", 500, 60_000 * _MLP_FLOP / 1e9),
     "cnn": Setup("book/6_13_cnn_mnist", 256, float("nan")),
     # the chapter's slow listings (bench/chapter.py): CIFAR-10's 50,000 images, IMDB's
     # 25,000 reviews (80 ids, Keras 1's dropouts), and 6-15's first stage (digits 0-4)
     "cnn_cifar": Setup("book/6_12_cnn_cifar10", 256, float("nan")),
-    "lstm": Setup("book/6_14_lstm_imdb", 32, float("nan")),
+    "lstm": Setup("book/6_14_lstm_imdb", 32, 25_000 * _LSTM_FLOP / 1e9),
     "transfer": Setup("book/6_15_transfer_mnist", 128, float("nan")),
 }
 

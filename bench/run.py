@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -265,7 +266,7 @@ CHAPTER = {  # listing -> (dlx overrides, the minimal loop's label)
 
 
 def bench_chapter(
-    root: str, reps: int, epochs: int, peak: float | None, models: list[str]
+    root: str, reps: int, epochs: int, peak: float, models: list[str]
 ) -> dict[str, list[str]]:
     """The slow listings, each next to a minimal loop and Keras 3 on both backends, full
     epochs on the real data (the first epoch of a run dropped as a warm-up): a section each,
@@ -319,24 +320,15 @@ def bench_chapter(
             cell = spread(ok) if ok else "failed"
             rows.append(f"| {label} | {cell} | {pair_ratios(vs, ref)} |")
         rows.append("")
-        if model == "lstm" and peak:
-            rows += [lstm_floor(peak), ""]
+        if not math.isnan(s.epoch_gflop):  # what the arithmetic alone takes in this sitting
+            rows += [
+                f"The epoch's matmuls alone are {s.epoch_gflop / 1e3:.2f} TFLOP: "
+                f"{s.epoch_gflop / peak:.1f} s at this sitting's fp32 peak ({peak:.0f} "
+                "GFLOP/s, `bench/peak.py`).",
+                "",
+            ]
         sections[f"chapter_{model}"] = rows
     return sections
-
-
-def lstm_floor(fp32_gflops: float) -> str:
-    """What the LSTM epoch's matmuls alone take at this sitting's measured peak: each of the
-    six products (input and recurrent projections, forward; their input and weight gradients,
-    backward) is 2*N*T*128*512 FLOP a batch."""
-    batches = -(-25_000 // 32)
-    tflop = 6 * 2 * 32 * 80 * 128 * 512 * batches / 1e12
-    floor = tflop * 1e3 / fp32_gflops
-    return (
-        f"The epoch's matmuls alone are {tflop:.2f} TFLOP: {floor:.1f} s at this sitting's "
-        f"fp32 peak ({fp32_gflops:.0f} GFLOP/s, `bench/peak.py`); the rest of a step is the "
-        "gates' element-wise work, the embedding's gradient and Adam over its 2.56M rows."
-    )
 
 
 def bench_threads(root: str, reps: int) -> list[str]:
