@@ -132,7 +132,7 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
       "+hydra.sweeper.sampler.command='touch PWNED'"], {}, "hydra.sweeper.sampler._target_"),
     (["experiment=env_set"], {}, "hydra.job.env_set"),
     (["+hydra.job.env_set.DLX_ALLOW_TARGETS='*'"], {}, "hydra.job.env_set.DLX_ALLOW_TARGETS"),
-    # The C compiler dlx runs to build its LSTM loop (models/rnn_native.py) is the user's.
+    # The C compiler dlx runs to build its LSTM loop (models/native_build.py) is the user's.
     (["model=lstm", "dataset=imdb", "model.recurrent_dropout=0.2",
       "+hydra.job.env_set.CC={files}/evil-cc"], {}, "hydra.job.env_set.CC"),
     # Interpolations that hide a target until the config is resolved.

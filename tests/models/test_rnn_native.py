@@ -17,7 +17,7 @@ from torch import nn
 
 from dlx.core.data import Spec
 from dlx.core.errors import ConfigError
-from dlx.models import recurrent, rnn_fused, rnn_native
+from dlx.models import native_build, recurrent, rnn_fused, rnn_native
 from dlx.models.recurrent import RecurrentClassifier
 
 from ..conftest import run_dlx
@@ -92,12 +92,23 @@ def test_saturated_gates_stay_finite_and_nan_stays_nan():
     assert torch.isnan(out[1]).all() and torch.isfinite(out[0]).all()
 
 
-def train(impl: str, dtype: torch.dtype = torch.float32, steps: int = 4):
+def train(
+    impl: str,
+    dtype: torch.dtype = torch.float32,
+    steps: int = 4,
+    drops: dict | None = None,
+    front_in_c: bool = True,
+    frozen: bool = False,
+):
     torch.manual_seed(1)
-    model = RecurrentClassifier(SMALL, embed_dim=6, hidden=5, impl=impl, **DROPS)
+    model = RecurrentClassifier(SMALL, embed_dim=6, hidden=5, impl=impl, **(drops or DROPS))
     model = model.to(dtype).train()
+    if not front_in_c:  # the embedding and its masks in torch ops, the LSTM in C
+        model._front_in_c = lambda: False
+    model.embedding.weight.requires_grad_(not frozen)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     ids, y = torch.randint(0, 50, (8, 10)), torch.randint(0, 2, (8,)).to(dtype)
+    ids[:, :3] = 0  # padding at the front, as the data sets pad
     losses, backward_nodes = [], set()
     for _ in range(steps):  # the masks come from the global RNG, in the same order
         opt.zero_grad()
@@ -124,10 +135,65 @@ def graph_nodes(fn) -> set[str]:
 def test_auto_trains_with_the_c_loop_as_the_torch_ops_would():
     losses, state, nodes = train("auto")
     want_losses, want_state, want_nodes = train("fused_bptt")
-    assert "_NativeLSTMBackward" in nodes and "_NativeLSTMBackward" not in want_nodes
+    assert "_EmbeddedLSTMBackward" in nodes and "_EmbeddedLSTMBackward" not in want_nodes
     assert losses == pytest.approx(want_losses, rel=0, abs=1e-6)
     for key, value in state.items():
         torch.testing.assert_close(value, want_state[key], rtol=0, atol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "drops",
+    [DROPS, {"embedding_dropout": 0.3, "recurrent_dropout": 0.2},
+     {"dropout": 0.3, "recurrent_dropout": 0.2}, {"recurrent_dropout": 0.2}],
+    ids=["all", "words", "inputs", "recurrent-only"],
+)  # fmt: skip
+def test_the_lookup_in_c_trains_as_torch_embedding_does_to_the_bit(drops):
+    """The embedding's lookup, its word dropout and the LSTM's input dropout in C: the same
+    parameters after Adam steps as nn.Embedding and torch's products, bit for bit (the
+    reproduction's seeds keep their numbers); ids repeat (a vocabulary of 50) and pad."""
+    losses, state, nodes = train("auto", drops=drops)
+    want_losses, want_state, want_nodes = train("auto", drops=drops, front_in_c=False)
+    assert "_EmbeddedLSTMBackward" in nodes and "_NativeLSTMBackward" in want_nodes
+    assert losses == want_losses
+    for key, value in state.items():
+        assert torch.equal(value, want_state[key]), key
+    assert state["embedding.weight"][0].eq(0).all()  # the padding row gets no gradient
+
+
+@needs_native
+def test_the_lookup_in_c_leaves_a_frozen_embedding_alone():
+    _, state, _ = train("auto", frozen=True)
+    _, want_state, _ = train("auto", frozen=True, front_in_c=False)
+    torch.manual_seed(1)
+    first = RecurrentClassifier(SMALL, embed_dim=6, hidden=5, **DROPS).state_dict()
+    assert torch.equal(state["embedding.weight"], first["embedding.weight"])
+    for key, value in state.items():
+        assert torch.equal(value, want_state[key]), key
+
+
+@needs_native
+def test_the_lookup_in_c_on_one_thread_also_trains_as_torch_embedding_does():
+    """Each thread owns a block of the table's rows: one thread (one block) sums as two do."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, state, _ = train("auto")
+        _, want_state, _ = train("auto", front_in_c=False)
+    finally:
+        torch.set_num_threads(before)
+    for key, value in state.items():
+        assert torch.equal(value, want_state[key]), key
+
+
+@needs_native
+@pytest.mark.parametrize("bad", [50, -1])
+def test_the_lookup_in_c_refuses_an_id_outside_the_table(bad):
+    model = RecurrentClassifier(SMALL, embed_dim=6, hidden=5, **DROPS).train()
+    ids = torch.randint(0, 50, (4, 10))
+    ids[2, 7] = bad
+    with pytest.raises(IndexError, match=f"token id {bad} is outside the embedding's 50 rows"):
+        model(ids)
 
 
 def test_auto_falls_back_where_the_c_loop_cannot_run_and_says_why(caplog, monkeypatch):
@@ -164,9 +230,9 @@ def test_no_compiler_is_one_line_and_auto_still_trains(tmp_path, cli_env):
 @needs_native
 def test_the_build_is_cached_and_leaves_no_temp_files(tmp_path, monkeypatch):
     monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path))
-    first = rnn_native._built()
+    first = native_build._built()
     mtime = first.stat().st_mtime_ns
-    assert rnn_native._built() == first and first.stat().st_mtime_ns == mtime  # not rebuilt
+    assert native_build._built() == first and first.stat().st_mtime_ns == mtime  # not rebuilt
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]
     assert first.stat().st_mode & 0o022 == 0 and first.parent.stat().st_mode & 0o077 == 0
 
@@ -176,14 +242,14 @@ def test_a_build_killed_midway_leaves_nothing_behind_the_next_build(tmp_path, mo
     """SIGKILL skips a temp folder's clean-up; the next build removes such leftovers, but not
     a fresh one (another process may be building into it)."""
     monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path))
-    folder = rnn_native.cache_dir()
+    folder = native_build.cache_dir()
     folder.mkdir(mode=0o700)
     old, fresh = folder / "build-killed", folder / "build-running"
     for d in (old, fresh):
         d.mkdir()
         (d / "rnn-x.so").write_bytes(b"half")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
-    built = rnn_native._built()
+    built = native_build._built()
     assert sorted(p.name for p in folder.iterdir()) == sorted([built.name, fresh.name])
 
 
@@ -200,10 +266,10 @@ def test_a_library_others_can_write_is_not_loaded(tmp_path, monkeypatch, writabl
         "__attribute__((constructor)) static void run(void) {"
         f' FILE *f = fopen("{marker}", "w"); if (f) fclose(f); }}\n'
     )
-    target = rnn_native.library_path(shutil.which("cc") or "cc")
+    target = native_build.library_path(shutil.which("cc") or "cc")
     target.parent.mkdir(parents=True, mode=0o700)
     subprocess.run(["cc", "-shared", "-fPIC", str(payload), "-o", str(target)], check=True)
     os.chmod(target if writable == "library" else target.parent, 0o777)
     with pytest.raises(RuntimeError, match="writable by other users"):
-        rnn_native._built()
+        native_build._built()
     assert not marker.exists()

@@ -144,6 +144,8 @@ class RecurrentClassifier(nn.Module):
         return x
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._front_in_c():
+            return self._logits(self._embedded_native(ids))
         x = self.embed(ids)
         if isinstance(self.rnn, (nn.LSTM, nn.GRU)):
             out, _ = self.rnn(x)
@@ -152,14 +154,40 @@ class RecurrentClassifier(nn.Module):
             last = self._loop(x)
         else:
             last = self._sequence(x)
+        return self._logits(last)
+
+    def _logits(self, last: torch.Tensor) -> torch.Tensor:
         logits = self.head(last)
         return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
     def _mask(self, x: torch.Tensor) -> torch.Tensor | None:
-        # drawn after embed()'s masks in both implementations: the same seed, the same masks
+        # drawn after embed()'s masks in every implementation: the same seed, the same masks
         if not self.training:
             return None
         return sequence_mask((x.shape[0], self.rnn.hidden_size), self.recurrent_dropout, x)
+
+    def _front_in_c(self) -> bool:
+        """Training an LSTM where the C loop runs: the embedding's lookup and its dropouts
+        join it (`rnn_native.embedded_lstm`, the same values to the bit)."""
+        return (
+            self.training
+            and self.impl in ("auto", "native")
+            and isinstance(self.rnn, nn.LSTMCell)
+            and rnn_native.why_not(self.embedding.weight) is None
+        )
+
+    def _embedded_native(self, ids: torch.Tensor) -> torch.Tensor:
+        table, (n, _) = self.embedding.weight, ids.shape
+        # the masks embed() and _mask() draw, in their order and shapes
+        p_words, p_x = self.embedding_dropout, self.dropout
+        keep = sequence_mask((table.shape[0],), p_words, table) if p_words else None
+        mask_x = sequence_mask((n, 1, table.shape[1]), p_x, table).view(n, -1) if p_x else None
+        mask = sequence_mask((n, self.rnn.hidden_size), self.recurrent_dropout, table)
+        rnn = self.rnn
+        weights = (rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh)
+        return rnn_native.embedded_lstm(
+            ids, table, keep, mask_x, weights, mask, self.embedding.padding_idx
+        )
 
     def _sequence(self, x: torch.Tensor) -> torch.Tensor:
         rnn = self.rnn

@@ -88,7 +88,8 @@ class _LSTM(torch.autograd.Function):
         hid = w_hh.shape[1]
         # g's rows doubled, and cells[t] = 2 c_{t-1}: tanh(a) = 2 sigmoid(2a) - 1
         bias, w_ih2 = _doubled(b_ih + b_hh, hid, 2), _doubled(w_ih, hid, 2)
-        xh, gates, cells, tanh_c, h = lstm_buffers(x, w_ih2, bias, hid)
+        xh = lstm_inputs(x, hid)
+        gates, cells, tanh_c, h = lstm_buffers(xh, w_ih2, bias)
         w_hh_t = _doubled(w_hh, hid, 2).t()
         minus_one = x.new_full((), -1.0)
         # per-step views made once, in C++, rather than sliced in the loop
@@ -240,20 +241,27 @@ class _GRU(torch.autograd.Function):
         return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, None
 
 
-def lstm_buffers(x: Tensor, w_ih: Tensor, bias: Tensor, hid: int) -> tuple[Tensor, ...]:
-    """A whole-sequence LSTM's time-major buffers: xh, [x_t | h_in_t] side by side (backward
+def lstm_inputs(x: Tensor, hid: int) -> Tensor:
+    """xh [T, N, E + H]: the inputs x_t [N, E] time-major, beside room for h_in_t (backward
     gets both weight gradients from one matmul; h_in_t, what step t's recurrent matmul reads,
-    is h_{t-1} * mask, and h_in_0 = 0); the gates' pre-activations of all steps, biases
-    included (one matmul; the loop activates them in place); cells [T+1] (cells[0] = 0);
-    tanh(c) [T]; the last state."""
+    is h_{t-1} * mask)."""
     n, steps, emb = x.shape
     xh = x.new_empty(steps, n, emb + hid)
     xh[..., :emb] = x.transpose(0, 1)
+    return xh
+
+
+def lstm_buffers(xh: Tensor, w_ih: Tensor, bias: Tensor) -> tuple[Tensor, ...]:
+    """A whole-sequence LSTM's other time-major buffers, given xh (`lstm_inputs`; h_in_0 = 0
+    set here): the gates' pre-activations of all steps, biases included (one matmul; the loop
+    activates them in place); cells [T+1] (cells[0] = 0); tanh(c) [T]; the last state."""
+    steps, n, emb = xh.shape[0], xh.shape[1], w_ih.shape[1]
+    hid = xh.shape[2] - emb
     xh[0, :, emb:] = 0
     gates = torch.addmm(bias, xh.view(steps * n, -1)[:, :emb], w_ih.t()).view(steps, n, -1)
-    cells = x.new_empty(steps + 1, n, hid)
+    cells = xh.new_empty(steps + 1, n, hid)
     cells[0] = 0
-    return xh, gates, cells, x.new_empty(steps, n, hid), x.new_empty(n, hid)
+    return gates, cells, xh.new_empty(steps, n, hid), xh.new_empty(n, hid)
 
 
 def lstm_param_grads(

@@ -12,6 +12,9 @@ hin: the state step t's recurrent matmul reads (h_{t-1} * mask) at hin + t*step_
 ld_hin apart (step 0's = 0 given), h [N, H] the last state, mask [N, H] or NULL.
 Backward: dh [N, H] the last state's gradient in (scratch after), dc [N, H] scratch, dgates
 [T, N, 4H] the pre-activation gradients out.
+The embedding's lookup with Keras 1's input dropouts writes x_t into the same buffer as
+hin (dlx_embed_fwd), and its backward scatters into the table's gradient (dlx_embed_bwd): in
+torch ops that is a gather, two masks, a transposed copy forward and as many passes back.
 */
 #include <omp.h>
 #include <stddef.h>
@@ -199,4 +202,59 @@ void dlx_lstm_bwd(int threads, int T, int N, int H, const float *gates, const fl
     job_t job = {1, T, N, H, (float *)gates, (float *)cells, (float *)tanh_c, 0, 0, dh, dc,
                  dgates, w_hh, mask, 0, 0};
     run_job(&job, threads);
+}
+
+/* The embedding's lookup and Keras 1's two input dropouts, written time-major: for ids
+   [N, T], x[t, n, :E] = table[id] * keep[id] * mask[n] with id = ids[n, t] (keep [V] and
+   mask [N, E] may be NULL), rows of x ld apart. The products in torch's order, so the values
+   equal `embedding(ids) * keep[ids] * mask` to the bit. Returns 0, or 1 + the position in
+   ids of an id outside [0, vocab) (its row of x is left unwritten). */
+long dlx_embed_fwd(int threads, int T, int N, int E, const int64_t *ids, long vocab,
+                   const float *table, const float *keep, const float *mask, float *x, long ld) {
+    long bad = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(max : bad)
+    for (long k = 0; k < (long)T * N; k++) {
+        const long t = k / N, n = k % N, at = n * T + t;
+        const int64_t id = ids[at];
+        if (id < 0 || id >= vocab) {
+            bad = bad > at + 1 ? bad : at + 1;
+            continue;
+        }
+        const float *row = table + id * E, *m = mask ? mask + n * E : 0;
+        float *out = x + k * ld;
+        for (int e = 0; e < E; e++) {
+            float v = keep ? row[e] * keep[id] : row[e];
+            out[e] = m ? v * m[e] : v;
+        }
+    }
+    return bad;
+}
+
+/* Its backward, into the table's whole gradient grad [vocab, E]: zeros, then for each id but
+   `padding`, in the order of ids as torch's embedding backward adds them (so the sums equal
+   torch's to the bit), grad[id] += dx[t, n] * mask[n] * keep[id]; dx [T, N, E]. Each thread
+   owns a block of the vocabulary's rows and scans every id: no two threads add to one row.
+   fp-contract off: a fused multiply-add would round the sum differently from torch. */
+__attribute__((optimize("fp-contract=off"))) void
+dlx_embed_bwd(int threads, int T, int N, int E, const int64_t *ids, long vocab, long padding,
+              const float *dx, const float *keep, const float *mask, float *grad) {
+#pragma omp parallel num_threads(threads)
+    {
+        const long k = omp_get_thread_num(), team = omp_get_num_threads();
+        const long lo = vocab * k / team, hi = vocab * (k + 1) / team;
+        memset(grad + lo * E, 0, sizeof(float) * (size_t)(hi - lo) * E);
+        for (long n = 0; n < N; n++)
+            for (long t = 0; t < T; t++) {
+                const int64_t id = ids[n * T + t];
+                if (id < lo || id >= hi || id == padding) continue;
+                const float *d = dx + (t * N + n) * E, *m = mask ? mask + n * E : 0;
+                float *g = grad + id * E;
+                for (int e = 0; e < E; e++) { /* one product a statement (clang contracts
+                                                 within an expression only) */
+                    float v = m ? d[e] * m[e] : d[e];
+                    v = keep ? v * keep[id] : v;
+                    g[e] += v;
+                }
+            }
+    }
 }
