@@ -1,5 +1,7 @@
 """The book's 6-14 LSTM with recurrent dropout: the cell loop, the hand-written BPTT in torch
-ops (`fused_bptt`) and its time loop in C (`native`, the LSTM's default where it builds).
+ops (`fused_bptt`) and its time loop in C (`native`, the LSTM's default where it builds, with
+the embedding's lookup and input dropouts in C too; `native_torch_embedding`: those in torch
+ops, as before 2026-12-06).
 
 One process, the contenders alternating rep by rep (so a load spike on this shared machine
 hits both), synthetic token ids (the timing does not depend on the text). Per contender the
@@ -32,7 +34,11 @@ def build(impl: str, cell: str, dtype: torch.dtype) -> RecurrentClassifier:
     torch.manual_seed(0)
     spec = Spec((80,), 2, vocab_size=20000)
     drops = {"embedding_dropout": 0.2, "dropout": 0.2, "recurrent_dropout": 0.2}
-    return RecurrentClassifier(spec, cell=cell, impl=impl, **drops).to(dtype).train()
+    torch_front = impl == "native_torch_embedding"
+    model = RecurrentClassifier(spec, cell=cell, impl="native" if torch_front else impl, **drops)
+    if torch_front:  # the same C loop, fed by nn.Embedding and the masks in torch ops
+        model._front_in_c = lambda: False
+    return model.to(dtype).train()
 
 
 def main() -> None:
@@ -45,9 +51,11 @@ def main() -> None:
     dtype = torch.float64 if args.float64 else torch.float32
     ids = torch.randint(3, 20000, (32, 80))
     y = torch.randint(0, 2, (32,)).to(dtype)
-    impls = ("loop", "fused_bptt") + (("native",) if args.cell == "lstm" else ())
+    native = ("native", "native_torch_embedding") if args.cell == "lstm" else ()
+    impls = ("loop", "fused_bptt", *native)
     models = {i: build(i, args.cell, dtype) for i in impls}
-    opts = {i: torch.optim.Adam(m.parameters()) for i, m in models.items()}
+    # fused, as dlx runs it (optimizer.fused: null picks the fused kernel on a CPU)
+    opts = {i: torch.optim.Adam(m.parameters(), fused=True) for i, m in models.items()}
 
     def fwd_bwd(impl: str) -> None:
         loss = torch.nn.functional.binary_cross_entropy_with_logits(models[impl](ids), y)
