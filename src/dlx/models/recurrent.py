@@ -11,9 +11,10 @@ Dropouts as in Keras 1, which the book used:
   hand-written backward (evaluation, which draws no mask, runs torch's fused kernel on the
   same weights). `impl`: `fused_bptt` in torch ops (`rnn_fused`); `native`, the LSTM's time
   loop in C (`rnn_native`, ~1.5x faster a batch on a 2-core CPU; CPU float32, built on first
-  use); `auto` (default) runs `native` where it can and says once why not where it cannot;
-  `loop` is the plain loop over the cell, the reference they must equal (~2x slower to
-  train, 2.5x to evaluate). 0 keeps the fused `nn.LSTM`/`nn.GRU`.
+  use; in training the embedding's lookup and its two dropouts run in that C code too, bit
+  for bit as in torch ops); `auto` (default) runs `native` where it can and says once why
+  not where it cannot; `loop` is the plain loop over the cell, the reference they must equal
+  (~2x slower to train, 2.5x to evaluate). 0 keeps the fused `nn.LSTM`/`nn.GRU`.
 """
 
 from __future__ import annotations
