@@ -136,13 +136,24 @@ class RecurrentClassifier(nn.Module):
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embedding(ids)
-        if self.training and self.embedding_dropout:
-            # Keras 1: drop rows of the embedding matrix, i.e. every occurrence of a word
-            keep = sequence_mask((self.embedding.num_embeddings,), self.embedding_dropout, x)
+        keep, mask_x = self._input_masks(ids.shape[0], x)
+        if keep is not None:  # Keras 1: drop rows of the embedding matrix, every occurrence
             x = x * keep[ids].unsqueeze(-1)
-        if self.training and self.dropout:
-            x = x * sequence_mask((x.shape[0], 1, x.shape[2]), self.dropout, x)
+        if mask_x is not None:
+            x = x * mask_x
         return x
+
+    def _input_masks(
+        self, n: int, like: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Keras 1's word mask [V] and input mask [N, 1, E] in training (None where off),
+        drawn in this order, then `_mask`'s: the same seed, the same masks on every path."""
+        if not self.training:
+            return None, None
+        emb, p_words, p_x = self.embedding, self.embedding_dropout, self.dropout
+        keep = sequence_mask((emb.num_embeddings,), p_words, like) if p_words else None
+        mask_x = sequence_mask((n, 1, emb.embedding_dim), p_x, like) if p_x else None
+        return keep, mask_x
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self._front_in_c():
@@ -161,11 +172,11 @@ class RecurrentClassifier(nn.Module):
         logits = self.head(last)
         return logits.squeeze(1) if logits.shape[1] == 1 else logits
 
-    def _mask(self, x: torch.Tensor) -> torch.Tensor | None:
-        # drawn after embed()'s masks in every implementation: the same seed, the same masks
+    def _mask(self, n: int, like: torch.Tensor) -> torch.Tensor | None:
+        """The recurrent dropout's mask [N, H] in training, drawn after `_input_masks`'."""
         if not self.training:
             return None
-        return sequence_mask((x.shape[0], self.rnn.hidden_size), self.recurrent_dropout, x)
+        return sequence_mask((n, self.rnn.hidden_size), self.recurrent_dropout, like)
 
     def _front_in_c(self) -> bool:
         """Training an LSTM where the C loop runs: the embedding's lookup and its dropouts
@@ -178,14 +189,12 @@ class RecurrentClassifier(nn.Module):
         )
 
     def _embedded_native(self, ids: torch.Tensor) -> torch.Tensor:
-        table, (n, _) = self.embedding.weight, ids.shape
-        # the masks embed() and _mask() draw, in their order and shapes
-        p_words, p_x = self.embedding_dropout, self.dropout
-        keep = sequence_mask((table.shape[0],), p_words, table) if p_words else None
-        mask_x = sequence_mask((n, 1, table.shape[1]), p_x, table).view(n, -1) if p_x else None
-        mask = sequence_mask((n, self.rnn.hidden_size), self.recurrent_dropout, table)
+        table, n = self.embedding.weight, ids.shape[0]
+        keep, mask_x = self._input_masks(n, table)
+        mask = self._mask(n, table)
         rnn = self.rnn
         weights = (rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh)
+        mask_x = None if mask_x is None else mask_x.view(n, -1)
         return rnn_native.embedded_lstm(
             ids, table, keep, mask_x, weights, mask, self.embedding.padding_idx
         )
@@ -193,7 +202,7 @@ class RecurrentClassifier(nn.Module):
     def _sequence(self, x: torch.Tensor) -> torch.Tensor:
         rnn = self.rnn
         weights = (rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh)
-        mask = self._mask(x)
+        mask = self._mask(x.shape[0], x)
         if mask is None:  # evaluation: no mask, so the fused kernel nn.LSTM runs will do
             return fused_kernel_last(self.cell_type, x, weights)
         if self.impl in ("auto", "native") and self.cell_type == "lstm":
@@ -209,7 +218,7 @@ class RecurrentClassifier(nn.Module):
         n, steps, _ = x.shape
         h = x.new_zeros(n, self.rnn.hidden_size)
         c = x.new_zeros(n, self.rnn.hidden_size)
-        mask = self._mask(x)
+        mask = self._mask(x.shape[0], x)
         for t in range(steps):
             h_in = h * mask if mask is not None else h
             if self.cell_type == "lstm":
